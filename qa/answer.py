@@ -1,0 +1,155 @@
+"""Ranked chunks to an answer: pick the best sentences, cite them, or decline when evidence is weak.
+
+No model runs here: sentence vectors were computed at index time, so scoring is arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from qa import lexical
+from qa.retrieval import Retrieval, idf
+from qa.store import IndexData
+
+DECLINE = "The documents do not say."
+
+# Weights of the sentence score: cosine, IDF-weighted term overlap, passage score, type match.
+SENTENCE_WEIGHTS = (1.0, 0.35, 0.3, 0.08)
+
+# Logistic abstention model over Evidence.features(); fitted by bench/calibrate.py on the
+# shared SQuAD articles plus questions written about the S-400 article and off-topic ones.
+CONFIDENCE_WEIGHTS = (6.0, 4.0, 2.5, 0.5)
+CONFIDENCE_BIAS = -5.0
+
+_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
+    r"fifty|hundred|thousand|million|billion|dozen|several|half)\b",
+    re.IGNORECASE,
+)
+_DATE = re.compile(
+    r"\b(1\d{3}|20\d{2}|\d{1,2}(st|nd|rd|th)|January|February|March|April|May|June|July|"
+    r"August|September|October|November|December|century|centuries|decade|year|years|"
+    r"today|yesterday|week|month|BC|AD)\b",
+    re.IGNORECASE,
+)
+_NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
+
+
+def question_kind(question: str) -> str | None:
+    """What a question asks for: "number", "date", "name", or None when it cannot tell."""
+    q = question.lower()
+    if re.search(r"\bhow (many|much|long|old|far|large|big|often|tall)\b|\bwhat (percent|number)", q):
+        return "number"
+    if re.search(r"\bwhen\b|\bwhat (year|century|date|decade|time|period)\b|\bin which year", q):
+        return "date"
+    if re.search(r"\bwho\b|\bwhom\b|\bwhose\b", q):
+        return "name"
+    return None
+
+
+def has_kind(text: str, kind: str | None) -> bool:
+    if kind == "number":
+        return bool(_NUMBER.search(text))
+    if kind == "date":
+        return bool(_DATE.search(text))
+    if kind == "name":
+        return bool(_NAME.search(text))
+    return False
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The best sentence found and the signals the abstention model reads."""
+
+    sentence: int  # index into IndexData.sentences
+    rank: int  # 0-based rank of the passage that holds it
+    cosine: float  # the sentence's cosine with the question
+    passage_score: float  # the fused score of the first passage
+    coverage: float  # IDF-weighted share of question terms found in the first passage
+    kind_match: float  # 1 when the sentence holds what the question asks for (or it asks none)
+
+    def features(self) -> tuple[float, float, float, float]:
+        return (self.cosine, self.coverage, self.passage_score, self.kind_match)
+
+    def confidence(self) -> float:
+        z = CONFIDENCE_BIAS + sum(
+            w * f for w, f in zip(CONFIDENCE_WEIGHTS, self.features(), strict=True)
+        )
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+@dataclass(frozen=True)
+class Choice:
+    evidence: Evidence | None
+    sentences: list[tuple[int, int]]  # (sentence index, passage rank) of the answer, in order
+    confidence: float
+
+
+def choose(
+    data: IndexData,
+    retrieval: Retrieval,
+    question: str,
+    query_terms: Sequence[str],
+    top_k: int,
+) -> Choice:
+    """Score every sentence of the top passages and keep the best one."""
+    top = retrieval.ranked[:top_k]
+    if not top:
+        return Choice(None, [], 0.0)
+    weights = {t: idf(data, t) for t in set(query_terms)}
+    total = sum(weights.values()) or 1.0
+    kind = question_kind(question)
+    best_passage = top[0].score or 1.0
+    wc, wl, wp, wk = SENTENCE_WEIGHTS
+    scored: list[tuple[float, int, int]] = []
+    for rank, hit in enumerate(top):
+        a, b = int(data.first_sentence[hit.chunk]), int(data.first_sentence[hit.chunk + 1])
+        for s in range(a, b):
+            sentence_terms = set(lexical.terms(sentence_text(data, s)))
+            overlap = sum(w for t, w in weights.items() if t in sentence_terms) / total
+            kind_bonus = 1.0 if kind and has_kind(sentence_text(data, s), kind) else 0.0
+            score = (
+                wc * retrieval.sentence_scores.get(s, 0.0)
+                + wl * overlap
+                + wp * max(hit.score, 0.0) / max(best_passage, 1e-6)
+                + wk * kind_bonus
+            )
+            scored.append((score, s, rank))
+    score, s, rank = max(scored)
+    passage_terms = set(lexical.terms(data.chunks[top[0].chunk].text))
+    coverage = sum(w for t, w in weights.items() if t in passage_terms) / total
+    evidence = Evidence(
+        sentence=s,
+        rank=rank,
+        cosine=retrieval.sentence_scores.get(s, 0.0),
+        passage_score=top[0].score,
+        coverage=coverage if weights else 0.0,
+        kind_match=1.0 if kind is None or has_kind(sentence_text(data, s), kind) else 0.0,
+    )
+    return Choice(evidence, [(s, rank)], evidence.confidence())
+
+
+def sentence_text(data: IndexData, s: int) -> str:
+    sentence = data.sentences[s]
+    chunk = data.chunks[sentence.chunk]
+    return chunk.text[sentence.start - chunk.start : sentence.end - chunk.start]
+
+
+def answer_text(data: IndexData, choice: Choice) -> str:
+    """The chosen sentences, each followed by the marker of the passage it came from."""
+    return " ".join(f"{sentence_text(data, s)} [{rank + 1}]" for s, rank in choice.sentences)
+
+
+def highlights(data: IndexData, chunk: int, choice: Choice) -> tuple[tuple[int, int], ...]:
+    """Spans of the answer sentences inside a chunk's text (an overlapping chunk shares them)."""
+    c = data.chunks[chunk]
+    spans = []
+    for s, _ in choice.sentences:
+        sentence = data.sentences[s]
+        owner = data.chunks[sentence.chunk]
+        if owner.doc_id == c.doc_id and c.start <= sentence.start and sentence.end <= c.end:
+            spans.append((sentence.start - c.start, sentence.end - c.start))
+    return tuple(sorted(set(spans)))

@@ -1,0 +1,182 @@
+"""Documents to chunks and sentences: sentence-aware, bounded by the model's own tokenizer."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+from qa.types import Chunk, Document, Sentence
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+Span = tuple[int, int]
+
+
+def paragraph_spans(text: str) -> list[Span]:
+    """Paragraphs of a text: blocks between blank lines, or lines when it has no blank lines."""
+    separator = r"\n[ \t\r\f\v]*\n\s*" if re.search(r"\n[ \t\r\f\v]*\n", text) else r"\n\s*"
+    spans: list[Span] = []
+    start = 0
+    for match in re.finditer(separator, text):
+        spans.append((start, match.start()))
+        start = match.end()
+    spans.append((start, len(text)))
+    return [s for s in (_strip(text, a, b) for a, b in spans) if s[1] > s[0]]
+
+
+def sentence_spans(text: str, start: int, end: int) -> list[Span]:
+    """Sentences of text[start:end] as offsets into text, found by pysbd's rule-based splitter."""
+    segment = _segmenter().segment
+    try:
+        pieces = segment(text[start:end])
+    except Exception:  # pysbd is rule-based; a pathological input must not stop the build
+        pieces = [text[start:end]]
+    spans: list[Span] = []
+    cursor = start
+    for piece in pieces:
+        piece = piece.strip()
+        if not piece:
+            continue
+        found = text.find(piece, cursor, end)
+        if found < 0:  # pysbd altered the text: keep the rest as one sentence
+            spans.append((cursor, end))
+            cursor = end
+            break
+        spans.append((found, found + len(piece)))
+        cursor = found + len(piece)
+    if cursor < end and text[cursor:end].strip():
+        spans.append((cursor, end))
+    return [s for s in (_strip(text, a, b) for a, b in spans) if s[1] > s[0]]
+
+
+def chunk_document(
+    document: Document,
+    count_tokens: TokenCounter,
+    max_tokens: int,
+    overlap: int = 1,
+) -> tuple[list[Chunk], list[list[Span]]]:
+    """Chunks of a document and, for each chunk, its sentence spans (document offsets).
+
+    A chunk never crosses a paragraph boundary, and never holds more than `max_tokens` tokens
+    as the model's tokenizer counts them; a sentence longer than that is cut at word breaks.
+    """
+    text = document.text
+    chunks: list[Chunk] = []
+    chunk_sentences: list[list[Span]] = []
+    for p_start, p_end in paragraph_spans(text):
+        sentences = sentence_spans(text, p_start, p_end)
+        counts = count_tokens([text[a:b] for a, b in sentences])
+        pieces: list[Span] = []
+        piece_counts: list[int] = []
+        for span, n in zip(sentences, counts, strict=True):
+            if n <= max_tokens:
+                pieces.append(span)
+                piece_counts.append(n)
+            else:
+                for sub in _split_long(text, span, count_tokens, max_tokens):
+                    pieces.append(sub)
+                    piece_counts.append(count_tokens([text[sub[0] : sub[1]]])[0])
+        for group in _pack(text, pieces, piece_counts, count_tokens, max_tokens, overlap):
+            start, end = group[0][0], group[-1][1]
+            chunks.append(
+                Chunk(
+                    id=f"{document.id}::{len(chunks)}",
+                    doc_id=document.id,
+                    text=text[start:end],
+                    start=start,
+                    end=end,
+                )
+            )
+            chunk_sentences.append(group)
+    return chunks, chunk_sentences
+
+
+def chunk_documents(
+    documents: Sequence[Document],
+    count_tokens: TokenCounter,
+    max_tokens: int,
+    overlap: int = 1,
+) -> tuple[list[Chunk], list[Sentence]]:
+    """All chunks of all documents, and every sentence tagged with its chunk's index."""
+    chunks: list[Chunk] = []
+    sentences: list[Sentence] = []
+    for document in documents:
+        doc_chunks, doc_sentences = chunk_document(document, count_tokens, max_tokens, overlap)
+        for chunk, spans in zip(doc_chunks, doc_sentences, strict=True):
+            sentences.extend(Sentence(len(chunks), a, b) for a, b in spans)
+            chunks.append(chunk)
+    return chunks, sentences
+
+
+def _pack(
+    text: str,
+    pieces: list[Span],
+    counts: list[int],
+    count_tokens: TokenCounter,
+    max_tokens: int,
+    overlap: int,
+) -> list[list[Span]]:
+    """Greedy groups of consecutive sentences that fit the budget, checked by the tokenizer."""
+    groups: list[list[Span]] = []
+    i = 0
+    while i < len(pieces):
+        group = [pieces[i]]
+        total = counts[i]
+        j = i + 1
+        while j < len(pieces) and total + counts[j] <= max_tokens:
+            group.append(pieces[j])
+            total += counts[j]
+            j += 1
+        # Token counts of parts need not add up to the count of the whole: check the whole.
+        while len(group) > 1 and count_tokens([text[group[0][0] : group[-1][1]]])[0] > max_tokens:
+            group.pop()
+            j -= 1
+        groups.append(group)
+        if j >= len(pieces):
+            break
+        # Carry the last `overlap` sentences into the next chunk, if they leave room to move on.
+        carry = min(overlap, len(group) - 1)
+        while carry > 0 and sum(counts[j - carry : j + 1]) > max_tokens:
+            carry -= 1
+        i = j - carry
+    return groups
+
+
+def _split_long(text: str, span: Span, count_tokens: TokenCounter, max_tokens: int) -> list[Span]:
+    """Cut an over-long sentence at word breaks into pieces of at most `max_tokens` tokens."""
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text[span[0] : span[1]])]
+    words = [(span[0] + a, span[0] + b) for a, b in words]
+    word_counts = count_tokens([text[a:b] for a, b in words])
+    pieces: list[Span] = []
+    start_word = 0
+    total = 0
+    for k, n in enumerate(word_counts):
+        if total + n > max_tokens and k > start_word:
+            pieces.append((words[start_word][0], words[k - 1][1]))
+            start_word, total = k, 0
+        total += n
+    pieces.append((words[start_word][0], words[-1][1]))
+    # A single "word" longer than the window (a URL, a base64 blob) is cut by characters.
+    result: list[Span] = []
+    for a, b in pieces:
+        while count_tokens([text[a:b]])[0] > max_tokens:
+            cut = a + max(1, (b - a) * max_tokens // (2 * count_tokens([text[a:b]])[0]))
+            result.append((a, cut))
+            a = cut
+        result.append((a, b))
+    return result
+
+
+def _strip(text: str, start: int, end: int) -> Span:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+@lru_cache(maxsize=1)
+def _segmenter():  # type: ignore[no-untyped-def]
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False)

@@ -1,0 +1,145 @@
+"""The `qa` command: index files, ask questions, serve the web app. Errors exit with code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import textwrap
+from collections.abc import Sequence
+
+from qa.settings import RETRIEVAL_MODES, Settings, SettingsError, offline_defaults
+from qa.types import Answer
+
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    offline_defaults()
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="qa: warning: %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        from qa.errors import USER_ERRORS
+
+        if isinstance(error, USER_ERRORS):
+            print(f"qa: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qa", description="Offline, evidence-first question answering over your documents."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    index = commands.add_parser("index", help="build a knowledge base from files and folders")
+    index.add_argument("paths", nargs="+", help=".txt, .md, .html, .pdf files or folders")
+    index.add_argument("--out", required=True, help="folder to write the knowledge base to")
+    index.add_argument("--model", help="sentence-transformers model name or local folder")
+    index.add_argument("--chunk-tokens", type=int, help="most tokens in a chunk (default 254)")
+    index.add_argument("--quiet", action="store_true", help="no progress bar")
+    index.set_defaults(run=_index)
+
+    ask = commands.add_parser("ask", help="ask a question")
+    ask.add_argument("question")
+    ask.add_argument("--index", help="knowledge base folder (default: the S-400 article)")
+    ask.add_argument("--json", action="store_true", help="print the answer as JSON")
+    ask.add_argument("--top-k", type=int, help="passages to show (default 3)")
+    ask.add_argument("--retrieval", choices=RETRIEVAL_MODES, help="ranking signals")
+    ask.add_argument(
+        "--history", help='JSON list of earlier turns: [{"role": "user", "content": "..."}]'
+    )
+    ask.set_defaults(run=_ask)
+
+    serve = commands.add_parser("serve", help="run the web app (chat, wiki embed, REST API)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1, env QA_HOST)")
+    serve.add_argument("--port", type=int, help="port (default 7860, env QA_PORT)")
+    serve.add_argument("--index", help="knowledge base folder (default: the S-400 article)")
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env().with_overrides(
+        model=getattr(args, "model", None),
+        chunk_tokens=getattr(args, "chunk_tokens", None),
+        top_k=getattr(args, "top_k", None),
+        retrieval=getattr(args, "retrieval", None),
+    )
+
+
+def _index(args: argparse.Namespace) -> int:
+    from qa.kb import KnowledgeBase
+
+    kb = KnowledgeBase.build(
+        args.paths, args.out, settings=_settings(args), progress=not args.quiet
+    )
+    assert kb.last_build is not None
+    print(kb.last_build.summary())
+    return 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from qa.kb import KnowledgeBase
+
+    history = None
+    if args.history:
+        try:
+            history = json.loads(args.history)
+        except ValueError as error:
+            raise SettingsError(f"--history is not valid JSON ({error})") from None
+    kb = KnowledgeBase.load(args.index, settings=_settings(args))
+    result = kb.ask(args.question, history)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(format_answer(result))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from qa.web import serve
+
+    serve(host=args.host, port=args.port, index=args.index)
+    return 0
+
+
+def format_answer(result: Answer, width: int = 100) -> str:
+    """The answer for a terminal: the reply, then each passage with its highlights marked."""
+    lines = [f"Q: {result.question}"]
+    lines += [f"({notice})" for notice in result.notices]
+    label = "A (declined):" if result.abstained else "A:"
+    lines.append(f"{label} {result.text}")
+    lines.append(f"   confidence {result.confidence:.2f}")
+    if result.abstained:
+        lines.append("\nNearest passages (they do not answer it):")
+    else:
+        lines.append("\nEvidence:")
+    for rank, p in enumerate(result.passages, start=1):
+        lines.append(
+            f"[{rank}] {p.title} ({p.source}, chars {p.chunk.start}-{p.chunk.end}) "
+            f"score {p.score:.3f}"
+        )
+        text = p.chunk.text
+        marked = text
+        for a, b in sorted(p.highlights, reverse=True):
+            marked = marked[:a] + ">>>" + marked[a:b] + "<<<" + marked[b:]
+        lines.append(textwrap.indent(textwrap.fill(marked, width - 4), "    "))
+        if p.highlights:
+            spans = ", ".join(f"{a}-{b}" for a, b in p.highlights)
+            lines.append(f"    answer at passage chars {spans}")
+    lines.append(
+        "   ({retrieve:.0f} ms retrieve, {answer:.0f} ms answer)".format(**result.timings_ms)
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

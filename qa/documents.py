@@ -1,0 +1,172 @@
+"""Files to documents: .txt, .md, .html/.htm and .pdf, with a warning for each file skipped."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.types import Document
+
+log = logging.getLogger("qa")
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm"}
+PDF_SUFFIXES = {".pdf"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
+MAX_FILE_BYTES = 20 * 1024 * 1024
+# Elements whose text is never shown to a reader.
+INVISIBLE_TAGS = ("script", "style", "noscript", "template", "head", "svg", "iframe", "object")
+# Elements that end a block of text: each becomes its own paragraph.
+BLOCK_TAGS = (
+    "p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "br", "section",
+    "article", "pre", "blockquote", "table", "header", "footer", "main", "nav", "aside",
+    "dd", "dt", "figcaption", "hr", "td", "th",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"skipped {self.path}: {self.reason}"
+
+
+class DocumentError(ValueError):
+    """A file cannot become a document; the message says why."""
+
+
+def load_documents(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Document], list[Skipped]]:
+    """Read every supported file under `paths`; unusable files are skipped with a reason."""
+    documents: list[Document] = []
+    skipped: list[Skipped] = []
+    seen_ids: set[str] = set()
+    for file, doc_id in _walk(paths, skipped):
+        try:
+            title, text = read_file(file)
+        except DocumentError as error:
+            skipped.append(Skipped(str(file), str(error)))
+            log.warning("%s", skipped[-1])
+            continue
+        unique_id = doc_id
+        n = 2
+        while unique_id in seen_ids:
+            unique_id = f"{doc_id}#{n}"
+            n += 1
+        seen_ids.add(unique_id)
+        documents.append(Document(id=unique_id, title=title, source=str(file), text=text))
+    return documents, skipped
+
+
+def _walk(
+    paths: Iterable[str | os.PathLike[str]], skipped: list[Skipped]
+) -> Iterator[tuple[Path, str]]:
+    for raw in paths:
+        root = Path(raw)
+        if root.is_dir():
+            # followlinks=False: a symlink loop cannot send the walk round in circles.
+            for folder, dirs, files in os.walk(root, followlinks=False):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if name.startswith("."):
+                        continue
+                    file = Path(folder) / name
+                    if file.suffix.lower() not in SUPPORTED_SUFFIXES:
+                        skipped.append(Skipped(str(file), f"unsupported type {file.suffix!r}"))
+                        log.warning("%s", skipped[-1])
+                        continue
+                    yield file, file.relative_to(root).as_posix()
+        elif root.exists() or root.is_symlink():
+            if root.suffix.lower() not in SUPPORTED_SUFFIXES:
+                skipped.append(Skipped(str(root), f"unsupported type {root.suffix!r}"))
+                log.warning("%s", skipped[-1])
+                continue
+            yield root, root.name
+        else:
+            skipped.append(Skipped(str(root), "no such file or folder"))
+            log.warning("%s", skipped[-1])
+
+
+def read_file(path: Path) -> tuple[str, str]:
+    """(title, text) of one file; raises DocumentError when it is not usable."""
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise DocumentError(f"unreadable ({error.strerror or error})") from None
+    if size == 0:
+        raise DocumentError("empty file")
+    if size > MAX_FILE_BYTES:
+        raise DocumentError(
+            f"too large ({size / 2**20:.1f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB)"
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise DocumentError(f"unreadable ({error.strerror or error})") from None
+    suffix = path.suffix.lower()
+    if suffix in PDF_SUFFIXES:
+        title, text = _read_pdf(path, data)
+    else:
+        if b"\x00" in data[:8192]:
+            raise DocumentError("binary content (NUL bytes), not text")
+        try:
+            decoded = data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise DocumentError(f"not UTF-8 text (byte {error.start})") from None
+        if suffix in HTML_SUFFIXES:
+            title, text = html_to_text(decoded)
+            title = title or path.stem
+        else:
+            text = decoded
+            title = _markdown_title(text) if suffix != ".txt" else None
+            title = title or path.stem
+    if not text.strip():
+        raise DocumentError("no text in it")
+    return title, text
+
+
+def html_to_text(html: str) -> tuple[str, str]:
+    """(title, visible text) of an HTML page: scripts and styles dropped, one block a paragraph."""
+    from bs4 import BeautifulSoup
+
+    try:
+        soup = BeautifulSoup(html, "html.parser")
+        title = soup.title.get_text(" ", strip=True) if soup.title else ""
+        for tag in soup(INVISIBLE_TAGS):
+            tag.decompose()
+        for tag in soup(BLOCK_TAGS):
+            tag.insert_before("\n")
+            tag.insert_after("\n")
+        raw = soup.get_text()
+    except RecursionError:
+        raise DocumentError("HTML nested too deeply to read") from None
+    lines = (re.sub(r"\s+", " ", line).strip() for line in raw.split("\n"))
+    return title, "\n\n".join(line for line in lines if line)
+
+
+def _read_pdf(path: Path, data: bytes) -> tuple[str, str]:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        pages = [page.extract_text() or "" for page in reader.pages]
+        meta_title = reader.metadata.title if reader.metadata else None
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as error:
+        raise DocumentError(f"unreadable PDF ({type(error).__name__}: {error})") from None
+    text = "\n\n".join(page.strip() for page in pages if page.strip())
+    if not text:
+        raise DocumentError("PDF has no extractable text (a scan?)")
+    return (str(meta_title) if meta_title else path.stem), text
+
+
+def _markdown_title(text: str) -> str | None:
+    match = re.search(r"^#\s+(.+)$", text, flags=re.MULTILINE)
+    return match.group(1).strip() if match else None

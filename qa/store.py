@@ -1,0 +1,330 @@
+"""The index on disk: FAISS vectors, BM25, chunk offsets and a versioned manifest, written atomically.
+
+Every data file is named by its content hash and the manifest is renamed into place last, so
+the manifest is the commit point: a build that dies half-way leaves the previous manifest and
+every file it names untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa.types import Chunk, Document, Sentence
+
+FORMAT = "qa-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+LOCK = ".qa-index.lock"
+DATA_PREFIXES = ("documents-", "chunks-", "sentences-", "chunk-vectors-", "sentence-vectors-", "bm25-")
+
+
+class StoreError(RuntimeError):
+    """An index folder cannot be loaded or written; the message says what and how to fix it."""
+
+
+class StoreBusyError(StoreError):
+    """Another process is writing the same index folder."""
+
+
+@dataclass
+class IndexData:
+    """Everything an index holds, in memory."""
+
+    manifest: dict[str, Any]
+    documents: list[Document]
+    chunks: list[Chunk]
+    sentences: list[Sentence]
+    chunk_index: Any  # faiss.Index over chunk vectors, ids = chunk positions
+    sentence_index: Any  # faiss.Index over sentence vectors, ids = sentence positions
+    bm25: Any  # bm25s.BM25 over chunk terms
+
+    @property
+    def sentence_chunks(self) -> np.ndarray:
+        return self._sentence_chunks
+
+    def __post_init__(self) -> None:
+        self._sentence_chunks = np.array([s.chunk for s in self.sentences], dtype=np.int64)
+        # Sentences of chunk i are sentences[first[i]:first[i+1]] (they are stored in order).
+        counts = np.bincount(self._sentence_chunks, minlength=len(self.chunks))
+        self.first_sentence = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def rebuild_hint(manifest: dict[str, Any] | None, folder: Path) -> str:
+    sources = " ".join(manifest.get("sources", [])) if manifest else ""
+    return f"rebuild it with: qa index {sources or 'PATH...'} --out {folder}"
+
+
+def build_faiss(vectors: np.ndarray, approximate_above: int) -> Any:
+    """Exact inner-product search up to `approximate_above` vectors, HNSW beyond."""
+    import faiss
+
+    dim = vectors.shape[1]
+    if len(vectors) > approximate_above:
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128
+    else:
+        index = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def faiss_kind(index: Any) -> str:
+    return type(index).__name__
+
+
+def all_vectors(index: Any) -> np.ndarray:
+    if index.ntotal == 0:
+        return np.zeros((0, index.d), dtype=np.float32)
+    return np.asarray(index.reconstruct_n(0, index.ntotal), dtype=np.float32)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in ("faiss-cpu", "bm25s", "sentence-transformers", "transformers", "torch", "pysbd"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
+@contextlib.contextmanager
+def write_lock(folder: Path) -> Iterator[None]:
+    """Hold the folder's build lock; a second writer fails at once with a clear message."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = (folder / LOCK).open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreBusyError(
+                f"another 'qa index' is writing to {folder}; wait for it to finish and try again"
+            ) from None
+        yield
+    finally:
+        handle.close()
+
+
+def save(
+    folder: Path,
+    *,
+    documents: list[Document],
+    chunks: list[Chunk],
+    sentences: list[Sentence],
+    chunk_vectors: np.ndarray,
+    sentence_vectors: np.ndarray,
+    bm25: Any,
+    manifest: dict[str, Any],
+    approximate_above: int,
+) -> dict[str, Any]:
+    """Write an index into `folder` (the caller holds the write lock); return its manifest."""
+    import faiss
+
+    doc_index = {d.id: i for i, d in enumerate(documents)}
+    files: dict[str, dict[str, Any]] = {}
+    files["documents"] = _write_file(
+        folder,
+        "documents",
+        ".jsonl",
+        "".join(
+            json.dumps({"id": d.id, "title": d.title, "source": d.source, "text": d.text},
+                       ensure_ascii=False) + "\n"
+            for d in documents
+        ).encode(),
+    )
+    chunk_rows = np.array([[doc_index[c.doc_id], c.start, c.end] for c in chunks], dtype=np.int64)
+    files["chunks"] = _write_file(folder, "chunks", ".npy", _npy(chunk_rows.reshape(-1, 3)))
+    sentence_rows = np.array([[s.chunk, s.start, s.end] for s in sentences], dtype=np.int64)
+    files["sentences"] = _write_file(folder, "sentences", ".npy", _npy(sentence_rows.reshape(-1, 3)))
+    chunk_index = build_faiss(chunk_vectors, approximate_above)
+    sentence_index = build_faiss(sentence_vectors, approximate_above)
+    files["chunk_vectors"] = _write_file(
+        folder, "chunk-vectors", ".faiss", faiss.serialize_index(chunk_index).tobytes()
+    )
+    files["sentence_vectors"] = _write_file(
+        folder, "sentence-vectors", ".faiss", faiss.serialize_index(sentence_index).tobytes()
+    )
+    files["bm25"] = _write_bm25(folder, bm25)
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        **manifest,
+        "counts": {"documents": len(documents), "chunks": len(chunks), "sentences": len(sentences)},
+        "faiss": {"chunks": faiss_kind(chunk_index), "sentences": faiss_kind(sentence_index)},
+        "libraries": library_versions(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "files": files,
+    }
+    tmp = folder / f".tmp-{os.getpid()}-{MANIFEST}"
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    _fsync(tmp)
+    os.replace(tmp, folder / MANIFEST)  # the commit point
+    _fsync_dir(folder)
+    _collect_garbage(folder, manifest)
+    return manifest
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not path.exists():
+        raise StoreError(f"no index in {folder} ({MANIFEST} is missing); build one with: "
+                          f"qa index PATH... --out {folder}")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise StoreError(f"{path} is unreadable ({error}); {rebuild_hint(None, folder)}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise StoreError(f"{path} is not a qa index manifest; {rebuild_hint(None, folder)}")
+    found = manifest.get("format_version")
+    if found != FORMAT_VERSION:
+        raise StoreError(
+            f"{folder} has index format version {found}, this qa reads version {FORMAT_VERSION}; "
+            + rebuild_hint(manifest, folder)
+        )
+    return manifest
+
+
+def load(folder: Path) -> IndexData:
+    """Read and verify an index folder: every file must exist and match its recorded hash."""
+    import faiss
+
+    manifest = read_manifest(folder)
+    for entry in manifest["files"].values():
+        _verify(folder, entry, manifest)
+    try:
+        lines = _path(folder, manifest, "documents").read_text(encoding="utf-8").splitlines()
+        raw_docs = [json.loads(line) for line in lines]
+        documents = [Document(d["id"], d["title"], d["source"], d["text"]) for d in raw_docs]
+        chunk_rows = np.load(_path(folder, manifest, "chunks"), allow_pickle=False)
+        sentence_rows = np.load(_path(folder, manifest, "sentences"), allow_pickle=False)
+        chunks = []
+        for n, (d, start, end) in enumerate(chunk_rows.tolist()):
+            doc = documents[d]
+            chunks.append(Chunk(f"{doc.id}::{n}", doc.id, doc.text[start:end], start, end))
+        sentences = [Sentence(c, a, b) for c, a, b in sentence_rows.tolist()]
+        chunk_index = faiss.read_index(str(_path(folder, manifest, "chunk_vectors")))
+        sentence_index = faiss.read_index(str(_path(folder, manifest, "sentence_vectors")))
+        bm25 = _read_bm25(_path(folder, manifest, "bm25"))
+    except (OSError, ValueError, KeyError, IndexError, RuntimeError) as error:
+        raise StoreError(
+            f"index in {folder} is damaged ({type(error).__name__}: {error}); "
+            + rebuild_hint(manifest, folder)
+        ) from None
+    if chunk_index.ntotal != len(chunks) or sentence_index.ntotal != len(sentences):
+        raise StoreError(f"index in {folder} is inconsistent; " + rebuild_hint(manifest, folder))
+    return IndexData(manifest, documents, chunks, sentences, chunk_index, sentence_index, bm25)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _path(folder: Path, manifest: dict[str, Any], role: str) -> Path:
+    return folder / manifest["files"][role]["name"]
+
+
+def _write_file(folder: Path, role: str, suffix: str, data: bytes) -> dict[str, Any]:
+    digest = sha256_bytes(data)
+    name = f"{role}-{digest[:16]}{suffix}"
+    final = folder / name
+    if not (final.exists() and final.stat().st_size == len(data)):
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+    return {"name": name, "sha256": digest, "bytes": len(data)}
+
+
+def _write_bm25(folder: Path, bm25: Any) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-bm25-", dir=folder))
+    bm25.save(str(tmp))
+    parts = {}
+    for file in sorted(tmp.iterdir()):
+        _fsync(file)
+        parts[file.name] = sha256_bytes(file.read_bytes())
+    digest = sha256_bytes(json.dumps(parts, sort_keys=True).encode())
+    name = f"bm25-{digest[:16]}"
+    final = folder / name
+    if final.exists():
+        shutil.rmtree(tmp)
+    else:
+        os.replace(tmp, final)
+    return {"name": name, "sha256": digest, "parts": parts}
+
+
+def _read_bm25(path: Path) -> Any:
+    import bm25s
+
+    return bm25s.BM25.load(str(path))
+
+
+def _verify(folder: Path, entry: dict[str, Any], manifest: dict[str, Any]) -> None:
+    path = folder / entry["name"]
+    hint = rebuild_hint(manifest, folder)
+    if not path.exists():
+        raise StoreError(f"index file {path} is missing; {hint}")
+    if "parts" in entry:
+        for part, digest in entry["parts"].items():
+            file = path / part
+            if not file.exists() or sha256_bytes(file.read_bytes()) != digest:
+                raise StoreError(f"index file {file} is missing or corrupted; {hint}")
+        return
+    data = path.read_bytes()
+    if len(data) != entry["bytes"]:
+        raise StoreError(
+            f"index file {path} is truncated ({len(data)} of {entry['bytes']} bytes); {hint}"
+        )
+    if sha256_bytes(data) != entry["sha256"]:
+        raise StoreError(f"index file {path} is corrupted (its hash does not match); {hint}")
+
+
+def _collect_garbage(folder: Path, manifest: dict[str, Any]) -> None:
+    """Remove data files the new manifest no longer names, and leftovers of dead builds."""
+    keep = {entry["name"] for entry in manifest["files"].values()}
+    for path in folder.iterdir():
+        name = path.name
+        if name in keep or not (name.startswith(DATA_PREFIXES) or name.startswith(".tmp-")):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _npy(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        _fsync(folder)
