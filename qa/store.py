@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 LOCK = ".qa-index.lock"
 DATA_PREFIXES = ("documents-", "chunks-", "sentences-", "chunk-vectors-", "sentence-vectors-", "bm25-")
+# Test hook, for tests/test_faults.py only: with QA_TEST_CRASH_AT=<stage> set, a build kills
+# itself with SIGKILL at that stage of save(), as `kill -9` or a power cut would. The stages:
+# writing-<role> (half of a data file written), wrote-<role>, writing-manifest, committed.
+CRASH_ENV = "QA_TEST_CRASH_AT"
 
 
 class StoreError(RuntimeError):
@@ -174,8 +179,10 @@ def save(
     tmp = folder / f".tmp-{os.getpid()}-{MANIFEST}"
     tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     _fsync(tmp)
+    _crash_point("writing-manifest")
     os.replace(tmp, folder / MANIFEST)  # the commit point
     _fsync_dir(folder)
+    _crash_point("committed")
     _collect_garbage(folder, manifest)
     return manifest
 
@@ -246,10 +253,14 @@ def _write_file(folder: Path, role: str, suffix: str, data: bytes) -> dict[str, 
     if not (final.exists() and final.stat().st_size == len(data)):
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            handle.write(data[: len(data) // 2])
+            handle.flush()
+            _crash_point(f"writing-{role}")
+            handle.write(data[len(data) // 2 :])
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, final)
+    _crash_point(f"wrote-{role}")
     return {"name": name, "sha256": digest, "bytes": len(data)}
 
 
@@ -263,10 +274,12 @@ def _write_bm25(folder: Path, bm25: Any) -> dict[str, Any]:
     digest = sha256_bytes(json.dumps(parts, sort_keys=True).encode())
     name = f"bm25-{digest[:16]}"
     final = folder / name
+    _crash_point("writing-bm25")
     if final.exists():
         shutil.rmtree(tmp)
     else:
         os.replace(tmp, final)
+    _crash_point("wrote-bm25")
     return {"name": name, "sha256": digest, "parts": parts}
 
 
@@ -294,6 +307,11 @@ def _verify(folder: Path, entry: dict[str, Any], manifest: dict[str, Any]) -> No
         )
     if sha256_bytes(data) != entry["sha256"]:
         raise StoreError(f"index file {path} is corrupted (its hash does not match); {hint}")
+
+
+def _crash_point(stage: str) -> None:
+    if os.environ.get(CRASH_ENV) == stage:  # see CRASH_ENV: a test hook, never set in use
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _collect_garbage(folder: Path, manifest: dict[str, Any]) -> None:
