@@ -250,7 +250,9 @@ def _write_file(folder: Path, role: str, suffix: str, data: bytes) -> dict[str, 
     digest = sha256_bytes(data)
     name = f"{role}-{digest[:16]}{suffix}"
     final = folder / name
-    if not (final.exists() and final.stat().st_size == len(data)):
+    # An existing file of that name is kept only if it still holds exactly these bytes: a
+    # damaged one must be replaced, or "rebuild it" could never repair the index.
+    if not _holds(final, len(data), digest):
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data[: len(data) // 2])
@@ -275,12 +277,42 @@ def _write_bm25(folder: Path, bm25: Any) -> dict[str, Any]:
     name = f"bm25-{digest[:16]}"
     final = folder / name
     _crash_point("writing-bm25")
-    if final.exists():
+    if final.is_dir() and _holds_parts(final, parts):
         shutil.rmtree(tmp)
     else:
+        # A damaged folder of that name is replaced (os.replace cannot replace a full folder).
+        if final.is_dir():
+            shutil.rmtree(final)
+        elif final.exists():
+            final.unlink()
         os.replace(tmp, final)
     _crash_point("wrote-bm25")
     return {"name": name, "sha256": digest, "parts": parts}
+
+
+def _holds(path: Path, size: int, digest: str) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size == size and _file_sha256(path) == digest
+    except OSError:
+        return False
+
+
+def _holds_parts(folder: Path, parts: dict[str, str]) -> bool:
+    try:
+        names = {p.name for p in folder.iterdir()}
+        return names == set(parts) and all(
+            _file_sha256(folder / part) == digest for part, digest in parts.items()
+        )
+    except OSError:
+        return False
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _read_bm25(path: Path) -> Any:
