@@ -35,6 +35,8 @@ DATA_PREFIXES = ("documents-", "chunks-", "sentences-", "chunk-vectors-", "sente
 # itself with SIGKILL at that stage of save(), as `kill -9` or a power cut would. The stages:
 # writing-<role> (half of a data file written), wrote-<role>, writing-manifest, committed.
 CRASH_ENV = "QA_TEST_CRASH_AT"
+# The data files a manifest names, by role.
+ROLES = ("documents", "chunks", "sentences", "chunk_vectors", "sentence_vectors", "bm25")
 
 
 class StoreError(RuntimeError):
@@ -204,7 +206,36 @@ def read_manifest(folder: Path) -> dict[str, Any]:
             f"{folder} has index format version {found}, this qa reads version {FORMAT_VERSION}; "
             + rebuild_hint(manifest, folder)
         )
+    problem = _file_list_problem(manifest.get("files"))
+    if problem:
+        raise StoreError(f"{path} is damaged ({problem}); {rebuild_hint(manifest, folder)}")
     return manifest
+
+
+def _file_list_problem(files: Any) -> str | None:
+    """What is wrong with a manifest's list of data files, or None: load() trusts it after."""
+    if not isinstance(files, dict):
+        return "its 'files' is not an object"
+    for role in ROLES:
+        entry = files.get(role)
+        if not isinstance(entry, dict):
+            return f"no entry for the {role} file"
+        name = entry.get("name")
+        # A plain name inside the folder: a manifest must not point reads elsewhere.
+        if not isinstance(name, str) or not name.startswith(DATA_PREFIXES) or "/" in name:
+            return f"the {role} file has no valid name"
+        if not isinstance(entry.get("sha256"), str):
+            return f"the {role} file has no hash"
+        parts = entry.get("parts")
+        if role == "bm25":
+            if not isinstance(parts, dict) or not all(
+                isinstance(k, str) and "/" not in k and isinstance(v, str)
+                for k, v in parts.items()
+            ):
+                return "the bm25 parts are not a list of hashed files"
+        elif not isinstance(entry.get("bytes"), int):
+            return f"the {role} file has no size"
+    return None
 
 
 def load(folder: Path) -> IndexData:
