@@ -1,0 +1,117 @@
+"""The knowledge base a server answers from: loaded once, reloadable from disk without a restart.
+
+A reload builds the new knowledge base beside the old one and then swaps one reference, so a
+question already being answered finishes on the old one and the next starts on the new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from qa.embedding import Embedder
+from qa.kb import KnowledgeBase
+
+log = logging.getLogger("qa")
+
+Loader = Callable[[Embedder | None], KnowledgeBase]
+"""Opens the knowledge base; given the embedder already in memory, so the model loads once."""
+
+
+class NotReadyError(RuntimeError):
+    """The knowledge base is still loading (or failed to load); the message says which."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    kb: KnowledgeBase
+    at: float  # time.time() when it was swapped in
+    took_ms: float
+
+
+class LiveKnowledgeBase:
+    """Holds the current KnowledgeBase; `current()` is cheap and never blocks on a reload."""
+
+    def __init__(self, loader: Loader, *, warm_up: bool = True) -> None:
+        self._loader = loader
+        self._warm_up = warm_up
+        self._loaded: Loaded | None = None
+        self._error: str | None = None
+        self._reload_lock = threading.Lock()  # one load at a time; readers never take it
+        self.reloads = 0
+
+    @classmethod
+    def of(cls, kb: KnowledgeBase, loader: Loader | None = None) -> LiveKnowledgeBase:
+        """An already opened knowledge base; reloads reopen its folder unless given a loader."""
+        settings = kb.settings
+        folder = kb.folder
+        live = cls(
+            loader
+            or (lambda embedder: KnowledgeBase.load(folder, settings=settings, embedder=embedder)),
+            warm_up=False,
+        )
+        live._loaded = Loaded(kb, time.time(), 0.0)
+        return live
+
+    def current(self) -> KnowledgeBase:
+        loaded = self._loaded  # one read of one reference: the swap is atomic
+        if loaded is None:
+            raise NotReadyError(
+                f"the knowledge base failed to load ({self._error})"
+                if self._error
+                else "the knowledge base is still loading; try again in a moment"
+            )
+        return loaded.kb
+
+    def load(self) -> KnowledgeBase:
+        """Open (or reopen) the knowledge base from disk and swap it in; errors keep the old one."""
+        with self._reload_lock:
+            began = time.perf_counter()
+            old = self._loaded
+            try:
+                kb = self._loader(old.kb.embedder if old else None)
+                if self._warm_up:
+                    kb.warm_up()
+            except Exception as error:
+                self._error = f"{type(error).__name__}: {error}"
+                raise
+            self._loaded = Loaded(kb, time.time(), (time.perf_counter() - began) * 1000)
+            self._error = None
+            if old is not None:
+                self.reloads += 1
+            return kb
+
+    def load_in_background(self) -> threading.Thread:
+        """Start loading; until it is done, `current()` raises NotReadyError."""
+
+        def run() -> None:
+            try:
+                self.load()
+            except Exception:
+                log.exception("loading the knowledge base failed")
+
+        thread = threading.Thread(target=run, name="qa-load", daemon=True)
+        thread.start()
+        return thread
+
+    def status(self) -> dict[str, Any]:
+        """What /healthz reports."""
+        loaded = self._loaded
+        if loaded is None:
+            return {"loaded": False, "error": self._error}
+        kb = loaded.kb
+        return {
+            "loaded": True,
+            "documents": len(kb.documents),
+            "chunks": len(kb.data.chunks),
+            "model": kb.embedder.model_id,
+            "loaded_at": round(loaded.at, 3),
+            "load_ms": round(loaded.took_ms, 1),
+            "reloads": self.reloads,
+            "reloading": self._reload_lock.locked(),
+            "error": self._error,
+        }

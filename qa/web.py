@@ -1,0 +1,301 @@
+"""The web app: chat pages (Gradio), the wiki embed, a REST API and health/admin routes.
+
+    /             the full chat page            /api/ask       POST {"question", "history"}
+    /embed        the compact page for a wiki   /healthz       is the knowledge base loaded?
+    /gradio.js    the web-component script      /admin/reload  reopen the index from disk
+    /docs         OpenAPI documentation
+
+Every route calls the same `KnowledgeBase.ask()` as the CLI.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import re
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from qa.errors import USER_ERRORS
+from qa.guards import BodyLimit, BusyError, InFlight, OriginPolicy, RateLimiter
+from qa.live import LiveKnowledgeBase, Loader, NotReadyError
+from qa.settings import Settings, offline_defaults
+from qa.webconfig import WebSettings
+
+log = logging.getLogger("qa")
+
+
+class Turn(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    question: str = Field(description="The question, in plain text.")
+    history: list[Turn] = Field(
+        default_factory=list, description="Earlier turns, oldest first, for follow-up questions."
+    )
+
+
+class PassageOut(BaseModel):
+    rank: int
+    doc_id: str
+    title: str
+    source: str
+    start: int = Field(description="Offset of the passage in its document.")
+    end: int
+    text: str
+    score: float
+    highlights: list[list[int]] = Field(description="Answer spans, [start, end) in `text`.")
+
+
+class AnswerOut(BaseModel):
+    question: str
+    answer: str = Field(description="The answer with [n] citations, or a decline.")
+    abstained: bool
+    confidence: float
+    passages: list[PassageOut]
+    timings_ms: dict[str, float]
+    notices: list[str]
+    search_query: str
+
+
+def _error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+def web_component_script() -> str:
+    """A module that loads the installed Gradio web-component bundle, by its hashed name."""
+    import gradio
+
+    frontend = Path(gradio.__file__).parent / "templates" / "frontend"
+    match = re.search(r"assets/index-[\w-]+\.js", (frontend / "index.html").read_text("utf-8"))
+    if not match or not (frontend / match.group(0)).is_file():
+        raise RuntimeError(f"no Gradio web-component bundle found in {frontend}")
+    # Relative to this script's own URL, so it works under any root path.
+    return f'import "./{match.group(0)}";\n'
+
+
+def create_app(
+    live: LiveKnowledgeBase, web: WebSettings | None = None, settings: Settings | None = None
+) -> FastAPI:
+    """The whole app around a (possibly still loading) knowledge base."""
+    import gradio as gr
+
+    from qa.render import CSS
+    from qa.ui import build_blocks, theme
+
+    web = web or WebSettings.from_env()
+    settings = settings or Settings.from_env()
+    limiter = RateLimiter(web.rate_limit)
+    inflight = InFlight(web.max_inflight)
+    script = web_component_script()
+
+    app = FastAPI(
+        title="qa",
+        summary="Evidence-first answers from your documents.",
+        root_path=web.root_path,
+    )
+
+    def identity(request: Request) -> str | None:
+        """The signed-in user the proxy vouches for, when QA_AUTH_HEADER is set."""
+        if not web.auth_header:
+            return "anonymous"
+        return request.headers.get(web.auth_header) or None
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e['msg']}"
+            for e in error.errors()
+        ]
+        detail = [
+            {"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")}
+            for e in error.errors()
+        ]
+        return JSONResponse({"error": "; ".join(problems), "detail": detail}, status_code=422)
+
+    @app.post(
+        "/api/ask",
+        response_model=None,
+        responses={
+            200: {"model": AnswerOut},
+            401: {"description": "no identity header (when QA_AUTH_HEADER is set)"},
+            422: {"description": "the question or history is not valid"},
+            429: {"description": "too many questions from this client; see Retry-After"},
+            503: {"description": "busy or still loading; see Retry-After"},
+        },
+        summary="Answer a question from the documents, with the passages it rests on",
+    )
+    async def ask(body: AskRequest, request: Request) -> Response:
+        user = identity(request)
+        if user is None:
+            return _error(401, f"sign in first (no {web.auth_header} header)")
+        client = user if web.auth_header else (request.client.host if request.client else "?")
+        wait = limiter.retry_after(client)
+        if wait:
+            return _error(
+                429, f"too many questions; try again in {wait} s", **{"Retry-After": str(wait)}
+            )
+        if len(body.question) > settings.max_question_chars:
+            return _error(
+                422,
+                f"question: at most {settings.max_question_chars} characters, "
+                f"got {len(body.question)}",
+            )
+        history = [turn.model_dump() for turn in body.history]
+        try:
+            with inflight:
+                kb = live.current()
+                result = await anyio.to_thread.run_sync(kb.ask, body.question, history)
+        except BusyError as error:
+            return _error(503, str(error), **{"Retry-After": "1"})
+        except NotReadyError as error:
+            return _error(503, str(error), **{"Retry-After": "5"})
+        except USER_ERRORS as error:
+            return _error(422, str(error))
+        return JSONResponse(result.to_dict())
+
+    @app.get("/healthz", summary="Whether the knowledge base is loaded, and its size")
+    def healthz() -> JSONResponse:
+        status = live.status()
+        return JSONResponse(
+            {"status": "ok" if status["loaded"] else "loading", **status},
+            status_code=200 if status["loaded"] else 503,
+        )
+
+    def admin(request: Request) -> None:
+        if web.admin_token:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), web.admin_token.encode()):
+                raise _Refused(401, "a valid 'Authorization: Bearer <QA_ADMIN_TOKEN>' is needed")
+        elif not _loopback(request.client.host if request.client else ""):
+            raise _Refused(403, "reload is only allowed from this machine (or set QA_ADMIN_TOKEN)")
+
+    @app.exception_handler(_Refused)
+    async def refused(request: Request, error: _Refused) -> JSONResponse:
+        return _error(error.status, error.message)
+
+    @app.post("/admin/reload", dependencies=[Depends(admin)], summary="Reopen the index from disk")
+    async def reload() -> JSONResponse:
+        try:
+            await anyio.to_thread.run_sync(live.load)
+        except Exception as error:
+            log.exception("reload failed")
+            return _error(500, f"reload failed; still answering from the previous index ({error})")
+        return JSONResponse({"reloaded": True, **live.status()})
+
+    @app.get("/gradio.js", include_in_schema=False)
+    def gradio_js() -> Response:
+        return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+    common: dict[str, Any] = {
+        "auth_dependency": identity if web.auth_header else None,
+        "show_error": False,  # gr.Error messages still show; tracebacks never do
+        "ssr_mode": False,
+        "pwa": False,
+        "mcp_server": False,
+        "enable_monitoring": False,
+        "run_history": False,  # it keeps runs in browser storage, blocked in cross-site iframes
+        "css": CSS,
+        "theme": theme(),
+    }
+    for path, compact in (("/embed", True), ("/", False)):
+        blocks = build_blocks(
+            live,
+            examples=web.examples,
+            max_question_chars=settings.max_question_chars,
+            compact=compact,
+            api=not compact,
+        )
+        blocks.queue(default_concurrency_limit=web.concurrency, max_size=web.queue_size)
+        root = f"{web.root_path}{path}".rstrip("/") if web.root_path else None
+        gr.mount_gradio_app(
+            app,
+            blocks,
+            path=path,
+            root_path=root,
+            footer_links=[] if compact else ["api"],
+            **common,
+        )
+
+    # Outermost last: the origin policy sees every response, the 413s and CORS preflights too.
+    app.add_middleware(BodyLimit, max_bytes=web.max_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,  # always present: Gradio then leaves CORS to it
+        allow_origins=list(web.allowed_origins),
+        allow_credentials=True,
+        allow_methods=["GET", "POST"],
+        allow_headers=["*"],
+        max_age=600,
+    )
+    app.add_middleware(OriginPolicy, allowed_origins=web.allowed_origins)
+    return app
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def loader_for(index: str, settings: Settings) -> Loader:
+    """Opens `index` (or the default knowledge base when empty), reusing a loaded embedder."""
+    from qa.kb import KnowledgeBase
+
+    def load(embedder: Any) -> KnowledgeBase:
+        return KnowledgeBase.load(index or None, settings=settings, embedder=embedder)
+
+    return load
+
+
+def reload_on_sighup(live: LiveKnowledgeBase) -> None:
+    """`kill -HUP <pid>` reloads the index; the work runs off the signal handler."""
+
+    def reload() -> None:
+        try:
+            live.load()
+            log.warning("reloaded the knowledge base (SIGHUP)")
+        except Exception:
+            log.exception("reload on SIGHUP failed; still answering from the previous index")
+
+    signal.signal(
+        signal.SIGHUP,
+        lambda signum, frame: threading.Thread(
+            target=reload, name="qa-reload", daemon=True
+        ).start(),
+    )
+
+
+def serve(host: str | None = None, port: int | None = None, index: str | None = None) -> None:
+    """Run the app with uvicorn until interrupted (`qa serve`, `python app.py`)."""
+    import uvicorn
+
+    offline_defaults()
+    web = WebSettings.from_env().with_overrides(host=host, port=port, index=index)
+    settings = Settings.from_env()
+    live = LiveKnowledgeBase(loader_for(web.index, settings))
+    live.load_in_background()
+    app = create_app(live, web, settings)
+    reload_on_sighup(live)
+    print(f"qa: serving on http://{web.host}:{web.port}/ (loading the knowledge base...)")
+    uvicorn.run(app, host=web.host, port=web.port, log_level="warning")

@@ -1,0 +1,118 @@
+"""Web server settings: one frozen dataclass, filled from QA_* environment variables or flags.
+
+These only concern the web edge (who may embed it, how much load it accepts), so they live apart
+from the engine's `Settings`, which decide what an answer is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from qa.settings import SettingsError
+
+DEFAULT_EXAMPLES = (
+    "Why did Turkey choose the S-400?",
+    "Who is Conkar?",
+    "Why is Turkey's relationship with the US strained?",
+    "What is the capital of France?",
+)
+"""Example questions for the default S-400 knowledge base; set QA_EXAMPLES for your own."""
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    # Address and port to listen on. 127.0.0.1 keeps the app private to this machine.
+    host: str = "127.0.0.1"
+    port: int = 7860
+    # Knowledge base folder; "" opens the default S-400 knowledge base.
+    index: str = ""
+    # Wiki origins (scheme://host[:port]) allowed to embed the app and call it from a browser.
+    # Empty: no cross-origin embedding at all.
+    allowed_origins: tuple[str, ...] = ()
+    # A header set by a trusted proxy with the signed-in user (e.g. X-Forwarded-User); when set,
+    # requests without it are refused. Only safe behind a proxy that sets or strips it.
+    auth_header: str = ""
+    # The sub-path the app is served under behind a reverse proxy, e.g. "/qa".
+    root_path: str = ""
+    # Token for POST /admin/reload ("Authorization: Bearer <token>"). Empty: loopback clients only.
+    admin_token: str = ""
+    # REST questions a client may ask per minute (a token bucket of that size); 0 = no limit.
+    rate_limit: int = 60
+    # Largest request body accepted, in bytes; larger ones get 413.
+    max_body_bytes: int = 65536
+    # REST questions answered at once; more get 503 "busy, try again" instead of waiting.
+    max_inflight: int = 8
+    # Chat requests waiting in the Gradio queue; more are turned away as busy.
+    queue_size: int = 64
+    # Chat requests the Gradio queue answers at once.
+    concurrency: int = 4
+    # Clickable example questions on the chat pages; QA_EXAMPLES separates them with "|".
+    examples: tuple[str, ...] = DEFAULT_EXAMPLES
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"port ({self.port}) must be between 1 and 65535")
+        for key in ("max_body_bytes", "max_inflight", "queue_size", "concurrency"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value <= 0:
+                raise SettingsError(f"{key} ({value!r}) must be a positive integer")
+        if self.rate_limit < 0:
+            raise SettingsError(f"rate_limit ({self.rate_limit}) must be 0 (off) or more")
+        for origin in self.allowed_origins:
+            check_origin(origin)
+        if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
+            raise SettingsError(
+                f"root_path ({self.root_path!r}) must start with '/' and not end with one"
+            )
+        if self.auth_header and not self.auth_header.replace("-", "").isalnum():
+            raise SettingsError(f"auth_header ({self.auth_header!r}) must be a header name")
+
+    def with_overrides(self, **overrides: Any) -> WebSettings:
+        """A copy with the given fields replaced; None values are ignored."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WebSettings:
+        """Settings from QA_* variables: QA_ALLOWED_ORIGINS="https://wiki.example.org,...", ..."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f"QA_{f.name.upper()}"
+            raw = environ.get(key)
+            if raw is None:
+                continue
+            default = getattr(cls(), f.name)
+            if isinstance(default, tuple):
+                separator = "|" if f.name == "examples" else ","
+                values[f.name] = tuple(o.strip() for o in raw.split(separator) if o.strip())
+            elif isinstance(default, int):
+                try:
+                    values[f.name] = int(raw)
+                except ValueError:
+                    raise SettingsError(f"{key} ({raw!r}) must be an integer") from None
+            else:
+                values[f.name] = raw.strip()
+        return cls(**values)
+
+
+def check_origin(origin: str) -> str:
+    """An origin exactly as browsers send it: scheme://host[:port], nothing more."""
+    parts = urlsplit(origin)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or origin != origin.strip().lower()
+    ):
+        raise SettingsError(
+            f"allowed origin ({origin!r}) must look like https://wiki.example.org[:port] "
+            "(lower case, no path, no trailing slash)"
+        )
+    return origin
