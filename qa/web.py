@@ -103,11 +103,10 @@ def create_app(
     inflight = InFlight(web.max_inflight)
     script = web_component_script()
 
-    app = FastAPI(
-        title="qa",
-        summary="Evidence-first answers from your documents.",
-        root_path=web.root_path,
-    )
+    # The root path goes to uvicorn only (see serve()), which puts it in every request's
+    # scope; FastAPI(root_path=) or Gradio's own root_path override the scope of mounted apps
+    # and break /embed behind a proxy.
+    app = FastAPI(title="qa", summary="Evidence-first answers from your documents.")
 
     def identity(request: Request) -> str | None:
         """The signed-in user the proxy vouches for, when QA_AUTH_HEADER is set."""
@@ -221,12 +220,10 @@ def create_app(
             api=not compact,
         )
         blocks.queue(default_concurrency_limit=web.concurrency, max_size=web.queue_size)
-        root = f"{web.root_path}{path}".rstrip("/") if web.root_path else None
         gr.mount_gradio_app(
             app,
             blocks,
             path=path,
-            root_path=root,
             footer_links=[] if compact else ["api"],
             **common,
         )
@@ -298,4 +295,4 @@ def serve(host: str | None = None, port: int | None = None, index: str | None = 
     app = create_app(live, web, settings)
     reload_on_sighup(live)
     print(f"qa: serving on http://{web.host}:{web.port}/ (loading the knowledge base...)")
-    uvicorn.run(app, host=web.host, port=web.port, log_level="warning")
+    uvicorn.run(app, host=web.host, port=web.port, root_path=web.root_path, log_level="warning")
