@@ -41,7 +41,9 @@ _NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
 def question_kind(question: str) -> str | None:
     """What a question asks for: "number", "date", "name", or None when it cannot tell."""
     q = question.lower()
-    if re.search(r"\bhow (many|much|long|old|far|large|big|often|tall)\b|\bwhat (percent|number)", q):
+    if re.search(
+        r"\bhow (many|much|long|old|far|large|big|often|tall)\b|\bwhat (percent|number)", q
+    ):
         return "number"
     if re.search(r"\bwhen\b|\bwhat (year|century|date|decade|time|period)\b|\bin which year", q):
         return "date"

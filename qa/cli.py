@@ -58,6 +58,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     ask.set_defaults(run=_ask)
 
+    evaluate = commands.add_parser("eval", help="measure answers on SQuAD v2.0-format JSON")
+    evaluate.add_argument("file", help="SQuAD v2.0 JSON; each article becomes its own corpus")
+    evaluate.add_argument(
+        "--retrieval",
+        default="hybrid",
+        help=f"ranking mode(s), comma-separated, or 'all' ({', '.join(RETRIEVAL_MODES)})",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluate.add_argument("--out", help="write one JSON line per question to this file")
+    evaluate.add_argument("--plot", help="draw score distributions and hit@k to this PNG")
+    evaluate.add_argument("--floors", help="JSON of minimum figures; exit 1 if one is missed")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(run=_eval)
+
     serve = commands.add_parser("serve", help="run the web app (chat, wiki embed, REST API)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1, env QA_HOST)")
     serve.add_argument("--port", type=int, help="port (default 7860, env QA_PORT)")
@@ -101,6 +115,47 @@ def _ask(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
         print(format_answer(result))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from qa import evaluate
+
+    modes = RETRIEVAL_MODES if args.retrieval == "all" else tuple(args.retrieval.split(","))
+    for mode in modes:
+        if mode not in RETRIEVAL_MODES:
+            raise SettingsError(
+                f"--retrieval ({mode!r}) must be one of {', '.join(RETRIEVAL_MODES)}"
+            )
+    if not Path(args.file).is_file():
+        raise SettingsError(f"no such file: {args.file}")
+    floors = json.loads(Path(args.floors).read_text()) if args.floors else None
+    settings = _settings(args)
+    try:
+        results = evaluate.run(args.file, settings, modes=modes, progress=not args.quiet)
+    except (ValueError, KeyError, TypeError) as error:
+        raise SettingsError(f"{args.file} is not usable SQuAD v2.0 JSON ({error})") from None
+    if args.json:
+        print(json.dumps({mode: report for mode, (report, _) in results.items()}, indent=2))
+    else:
+        for mode, (report, _) in results.items():
+            print(f"\nretrieval: {mode}\n{evaluate.table(report)}")
+    main_mode = "hybrid" if "hybrid" in results else modes[0]
+    if args.out:
+        evaluate.write_outcomes(results[main_mode][1], args.out)
+    if args.plot:
+        from qa.evalplot import plot
+
+        plot({m: o for m, (_, o) in results.items()}, settings.abstain_threshold, args.plot)
+    if floors:
+        failures = evaluate.check_floors(results[main_mode][0], floors)
+        for failure in failures:
+            print(f"qa eval: {failure}", file=sys.stderr)
+        if failures:
+            return 1
+        print(f"qa eval: every figure meets its floor in {args.floors}", file=sys.stderr)
     return 0
 
 

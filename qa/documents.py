@@ -123,8 +123,8 @@ def read_file(path: Path) -> tuple[str, str]:
             title = title or path.stem
         else:
             text = decoded
-            title = _markdown_title(text) if suffix != ".txt" else None
-            title = title or path.stem
+            heading = _markdown_title(text) if suffix != ".txt" else None
+            title = heading or path.stem
     if not text.strip():
         raise DocumentError("no text in it")
     return title, text

@@ -37,7 +37,9 @@ class Embedder(Protocol):
         """Tokens of each text as the model sees them, special tokens excluded."""
         ...
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
         ...
 
@@ -88,9 +90,11 @@ class SentenceTransformerEmbedder:
 
     @property
     def dim(self) -> int:
-        dim = self.model.get_embedding_dimension() if hasattr(
-            self.model, "get_embedding_dimension"
-        ) else self.model.get_sentence_embedding_dimension()
+        dim = (
+            self.model.get_embedding_dimension()
+            if hasattr(self.model, "get_embedding_dimension")
+            else self.model.get_sentence_embedding_dimension()
+        )
         return int(dim)
 
     @property

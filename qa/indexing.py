@@ -89,8 +89,13 @@ def build_index(
             },
             "chunking": {**settings.index_params(), "budget_tokens": budget},
             "documents": [
-                {"id": d.id, "title": d.title, "source": d.source, "sha256": document_hash(d),
-                 "chars": len(d.text)}
+                {
+                    "id": d.id,
+                    "title": d.title,
+                    "source": d.source,
+                    "sha256": document_hash(d),
+                    "chars": len(d.text),
+                }
                 for d in documents
             ],
             "sources": [str(Path(p)) for p in paths],
@@ -107,7 +112,13 @@ def build_index(
             approximate_above=settings.approximate_above,
         )
     return BuildReport(
-        folder, len(documents), len(chunks), len(sentences), embedded, reused, skipped,
+        folder,
+        len(documents),
+        len(chunks),
+        len(sentences),
+        embedded,
+        reused,
+        skipped,
         time.perf_counter() - began,
     )
 

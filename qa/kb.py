@@ -116,11 +116,14 @@ class KnowledgeBase:
         terms = lexical.terms(query)
         vector = self.embedder.encode([query])[0]
         found = retrieve(
-            self.data, vector, terms, mode=self.settings.retrieval,
+            self.data,
+            vector,
+            terms,
+            mode=self.settings.retrieval,
             candidates=self.settings.candidates,
         )
         retrieved = time.perf_counter()
-        choice = answer.choose(self.data, found, text, terms, self.settings.top_k)
+        choice = answer.choose(self.data, found, text, terms, self.settings.answer_from)
         abstained = choice.confidence < self.settings.abstain_threshold
         docs = {d.id: d for d in self.data.documents}
         passages = []
@@ -203,4 +206,3 @@ def _stale(manifest: dict[str, Any], docs: Path) -> str | None:
     if built != current:
         return f"the documents in {docs} changed"
     return None
-

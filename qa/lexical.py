@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 # bm25s's English stop words, plus the question words that carry no topic.
 STOPWORDS = frozenset(
@@ -17,7 +18,7 @@ _WORD = re.compile(r"\w+(?:[-']\w+)*", re.UNICODE)
 
 
 @lru_cache(maxsize=1)
-def _stemmer():  # type: ignore[no-untyped-def]
+def _stemmer() -> Any:
     import Stemmer
 
     return Stemmer.Stemmer("english")

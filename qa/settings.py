@@ -33,6 +33,8 @@ class Settings:
     chunk_overlap_sentences: int = 1
     # Passages returned with each answer.
     top_k: int = 3
+    # The answer is picked from the sentences of this many of the best passages.
+    answer_from: int = 3
     # Candidates each signal (dense, sentence, BM25) contributes before fusion.
     candidates: int = 30
     # Ranking signals: "hybrid" (all three, fused), "dense", "sentence" or "bm25".
@@ -47,7 +49,14 @@ class Settings:
     approximate_above: int = 200_000
 
     def __post_init__(self) -> None:
-        positive = ("chunk_tokens", "top_k", "candidates", "max_question_chars", "batch_size")
+        positive = (
+            "chunk_tokens",
+            "top_k",
+            "answer_from",
+            "candidates",
+            "max_question_chars",
+            "batch_size",
+        )
         for key in positive:
             value = getattr(self, key)
             if not isinstance(value, int) or value <= 0:

@@ -1,4 +1,4 @@
-"""The index on disk: FAISS vectors, BM25, chunk offsets and a versioned manifest, written atomically.
+"""The index on disk: FAISS vectors, BM25, chunk offsets and a versioned manifest, atomically.
 
 Every data file is named by its content hash and the manifest is renamed into place last, so
 the manifest is the commit point: a build that dies half-way leaves the previous manifest and
@@ -30,7 +30,14 @@ FORMAT = "qa-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 LOCK = ".qa-index.lock"
-DATA_PREFIXES = ("documents-", "chunks-", "sentences-", "chunk-vectors-", "sentence-vectors-", "bm25-")
+DATA_PREFIXES = (
+    "documents-",
+    "chunks-",
+    "sentences-",
+    "chunk-vectors-",
+    "sentence-vectors-",
+    "bm25-",
+)
 # Test hook, for tests/test_faults.py only: with QA_TEST_CRASH_AT=<stage> set, a build kills
 # itself with SIGKILL at that stage of save(), as `kill -9` or a power cut would. The stages:
 # writing-<role> (half of a data file written), wrote-<role>, writing-manifest, committed.
@@ -80,6 +87,7 @@ def build_faiss(vectors: np.ndarray, approximate_above: int) -> Any:
     import faiss
 
     dim = vectors.shape[1]
+    index: Any
     if len(vectors) > approximate_above:
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
@@ -150,15 +158,20 @@ def save(
         "documents",
         ".jsonl",
         "".join(
-            json.dumps({"id": d.id, "title": d.title, "source": d.source, "text": d.text},
-                       ensure_ascii=False) + "\n"
+            json.dumps(
+                {"id": d.id, "title": d.title, "source": d.source, "text": d.text},
+                ensure_ascii=False,
+            )
+            + "\n"
             for d in documents
         ).encode(),
     )
     chunk_rows = np.array([[doc_index[c.doc_id], c.start, c.end] for c in chunks], dtype=np.int64)
     files["chunks"] = _write_file(folder, "chunks", ".npy", _npy(chunk_rows.reshape(-1, 3)))
     sentence_rows = np.array([[s.chunk, s.start, s.end] for s in sentences], dtype=np.int64)
-    files["sentences"] = _write_file(folder, "sentences", ".npy", _npy(sentence_rows.reshape(-1, 3)))
+    files["sentences"] = _write_file(
+        folder, "sentences", ".npy", _npy(sentence_rows.reshape(-1, 3))
+    )
     chunk_index = build_faiss(chunk_vectors, approximate_above)
     sentence_index = build_faiss(sentence_vectors, approximate_above)
     files["chunk_vectors"] = _write_file(
@@ -192,8 +205,10 @@ def save(
 def read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
     if not path.exists():
-        raise StoreError(f"no index in {folder} ({MANIFEST} is missing); build one with: "
-                          f"qa index PATH... --out {folder}")
+        raise StoreError(
+            f"no index in {folder} ({MANIFEST} is missing); build one with: "
+            f"qa index PATH... --out {folder}"
+        )
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as error:
@@ -229,8 +244,7 @@ def _file_list_problem(files: Any) -> str | None:
         parts = entry.get("parts")
         if role == "bm25":
             if not isinstance(parts, dict) or not all(
-                isinstance(k, str) and "/" not in k and isinstance(v, str)
-                for k, v in parts.items()
+                isinstance(k, str) and "/" not in k and isinstance(v, str) for k, v in parts.items()
             ):
                 return "the bm25 parts are not a list of hashed files"
         elif not isinstance(entry.get("bytes"), int):

@@ -15,11 +15,15 @@ class FakeEmbedder:
     Texts that share words get similar vectors, so retrieval still behaves sensibly.
     """
 
-    def __init__(self, dim: int = 64, max_tokens: int = 64, model_id: str = "fake-embedder") -> None:
+    def __init__(
+        self, dim: int = 64, max_tokens: int = 64, model_id: str = "fake-embedder"
+    ) -> None:
         self.model_id = model_id
         self._dim = dim
         self._max_tokens = max_tokens
-        self.encoded: list[str] = []  # every text ever encoded, to assert what was (not) re-embedded
+        self.encoded: list[
+            str
+        ] = []  # every text ever encoded, to assert what was (not) re-embedded
 
     @property
     def dim(self) -> int:

@@ -1,0 +1,194 @@
+"""Chunk offsets, the model window, FAISS against brute force, save/load, bad questions, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qa.chunking import chunk_documents
+from qa.evaluate import load_squad
+from qa.indexing import chunk_budget
+from qa.kb import KnowledgeBase
+from qa.question import QuestionError
+from qa.settings import Settings, SettingsError
+from qa.store import build_faiss
+from qa.types import Document
+from tests.conftest import ARTICLE, REPO
+from tests.fakes import FakeEmbedder
+
+SQUAD = REPO / "tests" / "data" / "squad2-dev-3-articles.json"
+
+
+def _documents() -> list[Document]:
+    docs = [Document("article", "article", str(ARTICLE), ARTICLE.read_text(encoding="utf-8"))]
+    docs += [Document(a.title, a.title, "squad", a.text) for a in load_squad(SQUAD)]
+    return docs
+
+
+def _check_offsets(documents, chunks, sentences, count_tokens, budget):
+    texts = {d.id: d.text for d in documents}
+    for chunk in chunks:
+        assert texts[chunk.doc_id][chunk.start : chunk.end] == chunk.text
+        assert chunk.text.strip() == chunk.text and chunk.text
+    for sentence in sentences:
+        chunk = chunks[sentence.chunk]
+        assert chunk.start <= sentence.start < sentence.end <= chunk.end
+    counts = count_tokens([c.text for c in chunks])
+    assert max(counts) <= budget, "a chunk longer than the model window would be truncated"
+
+
+@pytest.mark.slow
+def test_offsets_and_window_on_article_and_squad_with_real_tokenizer(real_embedder):
+    documents = _documents()
+    budget = chunk_budget(real_embedder, Settings())
+    assert budget == real_embedder.max_tokens - 2
+    chunks, sentences = chunk_documents(documents, real_embedder.count_tokens, budget)
+    _check_offsets(documents, chunks, sentences, real_embedder.count_tokens, budget)
+    # Every character of every paragraph is inside some chunk: nothing is dropped.
+    article_chunks = [c for c in chunks if c.doc_id == "article"]
+    assert len(article_chunks) == 6  # one per paragraph: each fits the window
+    # A small budget forces splits inside paragraphs: still exact offsets, still in budget.
+    chunks, sentences = chunk_documents(documents, real_embedder.count_tokens, 40)
+    _check_offsets(documents, chunks, sentences, real_embedder.count_tokens, 40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    text=st.lists(
+        st.sampled_from([*"abcde fgh.\n!?,\"'", "word ", "Mr. ", "3.5 ", "\n\n", "é", "—"]),
+        max_size=200,
+    ).map("".join),
+    budget=st.integers(min_value=16, max_value=60),
+)
+def test_offsets_property_with_generated_text(text, budget):
+    embedder = FakeEmbedder()
+    documents = [Document("d", "d", "d", text)]
+    if not text.strip():
+        return
+    chunks, sentences = chunk_documents(documents, embedder.count_tokens, budget)
+    _check_offsets(documents, chunks, sentences, embedder.count_tokens, budget)
+
+
+def test_faiss_search_equals_brute_force_numpy():
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(500, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = rng.normal(size=(20, 32)).astype(np.float32)
+    index = build_faiss(vectors, approximate_above=10_000)
+    scores, ids = index.search(queries, 5)
+    expected = np.argsort(-(queries @ vectors.T), axis=1)[:, :5]
+    np.testing.assert_array_equal(ids, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(queries @ vectors.T, expected, 1), 1e-5)
+
+
+def test_approximate_index_above_threshold_finds_the_vectors_themselves():
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(2000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = build_faiss(vectors, approximate_above=1000)
+    assert type(index).__name__ == "IndexHNSWFlat"
+    _, ids = index.search(vectors[:100], 1)
+    assert (ids[:, 0] == np.arange(100)).mean() >= 0.95
+
+
+def test_build_save_load_gives_the_same_answers(tmp_path):
+    embedder = FakeEmbedder()
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    docs.joinpath("a.txt").write_text(ARTICLE.read_text(encoding="utf-8"), encoding="utf-8")
+    built = KnowledgeBase.build([docs], tmp_path / "kb", embedder=embedder)
+    loaded = KnowledgeBase.load(tmp_path / "kb", embedder=embedder)
+    for question in ["Why did Turkey choose the S-400?", "Who is Conkar?", "capital of France"]:
+        a, b = built.ask(question).to_dict(), loaded.ask(question).to_dict()
+        a.pop("timings_ms"), b.pop("timings_ms")
+        assert a == b
+
+
+def test_txt_documents_keep_the_file_text_exactly(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    raw = "First line.\r\n\r\nSecond   paragraph\twith tabs.\n"
+    docs.joinpath("x.txt").write_bytes(raw.encode())
+    kb = KnowledgeBase.build([docs], tmp_path / "kb", embedder=FakeEmbedder())
+    assert kb.documents[0].text == raw
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t", "\x00\x01", "\u200b"])
+def test_empty_questions_raise_a_clear_error(tmp_path, question):
+    docs = tmp_path / "d"
+    docs.mkdir()
+    docs.joinpath("a.txt").write_text("Turkey bought the S-400.", encoding="utf-8")
+    kb = KnowledgeBase.build([docs], tmp_path / "kb", embedder=FakeEmbedder())
+    with pytest.raises(QuestionError, match="empty"):
+        kb.ask(question)
+
+
+def test_long_questions_are_cut_with_a_notice(tmp_path):
+    docs = tmp_path / "d"
+    docs.mkdir()
+    docs.joinpath("a.txt").write_text("Turkey bought the S-400.", encoding="utf-8")
+    kb = KnowledgeBase.build([docs], tmp_path / "kb", embedder=FakeEmbedder())
+    answer = kb.ask("Why S-400? " * 500)
+    assert len(answer.question) <= 2000
+    assert any("cut" in n for n in answer.notices)
+
+
+def test_settings_name_the_bad_key_and_value():
+    with pytest.raises(SettingsError, match=r"top_k \(0\)"):
+        Settings(top_k=0)
+    with pytest.raises(SettingsError, match="QA_TOP_K"):
+        Settings.from_env({"QA_TOP_K": "many"})
+    with pytest.raises(SettingsError, match="retrieval"):
+        Settings(retrieval="magic")
+
+
+def _qa(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "qa.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=cwd,
+    )
+
+
+@pytest.mark.slow
+def test_cli_index_and_ask_json(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    docs.joinpath("article.txt").write_text(ARTICLE.read_text(encoding="utf-8"), encoding="utf-8")
+    docs.joinpath("empty.txt").write_text("", encoding="utf-8")
+    built = _qa("index", str(docs), "--out", str(tmp_path / "kb"), "--quiet")
+    assert built.returncode == 0, built.stderr
+    assert "skipped" in built.stderr and "empty.txt" in built.stderr
+    assert "indexed 1 document" in built.stdout
+    asked = _qa(
+        "ask", "--index", str(tmp_path / "kb"), "--json", "Why did Turkey choose the S-400?"
+    )
+    assert asked.returncode == 0, asked.stderr
+    data = json.loads(asked.stdout)
+    assert "turned away" in data["answer"] and not data["abstained"]
+    again = _qa("index", str(docs), "--out", str(tmp_path / "kb"), "--quiet")
+    assert "embedded 0, reused 1" in again.stdout
+
+
+@pytest.mark.slow
+def test_cli_errors_exit_2_with_one_line(tmp_path):
+    empty = _qa("ask", "--index", str(tmp_path), "   ")
+    assert empty.returncode == 2
+    assert empty.stderr.startswith("qa: error:") and "Traceback" not in empty.stderr
+    nothing = tmp_path / "nothing"
+    nothing.mkdir()
+    (nothing / "blob.bin").write_bytes(b"\x00\x01")
+    built = _qa("index", str(nothing), "--out", str(tmp_path / "kb"))
+    assert built.returncode == 2
+    assert "no usable document" in built.stderr and "Traceback" not in built.stderr
