@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from qa.types import Answer, Document
+from qa.types import Answer, Document, Passage
 
 # HTML specials, plus Markdown's link/image/emphasis/code/heading/table/escape characters,
 # LaTeX's dollar and ':' (which stops bare "https://" links from being auto-linked).
@@ -69,18 +69,30 @@ def answer_html(result: Answer) -> str:
         label = "Evidence"
     parts.append(f'<p class="qa-meta">confidence {result.confidence:.2f}</p>')
     parts.extend(f'<p class="qa-notice">{inert(n)}</p>' for n in result.notices)
+    cards = [_passage_html(rank, p) for rank, p in enumerate(result.passages, start=1)]
+    # The passages an answer came from stay open; the rest fold away, so the reply fits.
+    cited = [card for card, p in zip(cards, result.passages, strict=True) if p.highlights]
+    rest = [card for card, p in zip(cards, result.passages, strict=True) if not p.highlights]
+    if result.abstained or not cited:
+        cited, rest = cards, []
     parts.append(f'<div class="qa-evidence"><div class="qa-label">{label}</div>')
-    for rank, passage in enumerate(result.passages, start=1):
-        parts.append(
-            '<div class="qa-passage">'
-            f'<div class="qa-source"><b>&#91;{rank}&#93; {inert(passage.title)}</b>'
-            f' <span class="qa-doc">{inert(passage.chunk.doc_id)}</span>'
-            f' <span class="qa-score">score {passage.score:.3f}</span></div>'
-            f'<div class="qa-passage-text">{highlighted(passage.chunk.text, passage.highlights)}'
-            "</div></div>"
-        )
+    parts.extend(cited)
+    if rest:
+        more = f"{len(rest)} more passage{'s' if len(rest) > 1 else ''} retrieved"
+        parts.append(f'<details class="qa-more"><summary>{more}</summary>{"".join(rest)}</details>')
     parts.append("</div></div>")
     return "".join(parts)
+
+
+def _passage_html(rank: int, passage: Passage) -> str:
+    return (
+        '<div class="qa-passage">'
+        f'<div class="qa-source"><b>&#91;{rank}&#93; {inert(passage.title)}</b>'
+        f' <span class="qa-doc">{inert(passage.chunk.doc_id)}</span>'
+        f' <span class="qa-score">score {passage.score:.3f}</span></div>'
+        f'<div class="qa-passage-text">{highlighted(passage.chunk.text, passage.highlights)}'
+        "</div></div>"
+    )
 
 
 def documents_html(documents: Sequence[Document], shown: int = 8) -> str:
@@ -115,6 +127,7 @@ CSS = """
 .qa-source { font-size: .85em; color: #374151; margin-bottom: .2em; }
 .qa-doc, .qa-score { color: #6b7280; margin-left: .5em; }
 .qa-hl { background: #fde68a; color: inherit; padding: 0 1px; border-radius: 2px; }
+.qa-more summary { cursor: pointer; font-size: .85em; color: #6b7280; margin: .2em 0; }
 .qa-docs { color: #4b5563; margin: 0 !important; }
 .qa-title h1 { margin-bottom: 0 !important; }
 .qa-examples button { font-weight: 400 !important; }

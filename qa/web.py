@@ -23,7 +23,7 @@ import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from qa.errors import USER_ERRORS
@@ -199,6 +199,12 @@ def create_app(
     @app.get("/gradio.js", include_in_schema=False)
     def gradio_js() -> Response:
         return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/embed", include_in_schema=False)
+    def embed_page(request: Request) -> Response:
+        # The mount at / would swallow "/embed" before Starlette's own slash redirect.
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(f"{request.url.path}/{query}", status_code=307)
 
     common: dict[str, Any] = {
         "auth_dependency": identity if web.auth_header else None,

@@ -100,7 +100,7 @@ def _ask(url: str, body: Any, **headers: str) -> httpx.Response:
     return httpx.post(f"{url}/api/ask", json=body, headers=headers, timeout=30)
 
 
-# ----- one engine, three doors ------------------------------------------------------------------
+# ----- one engine, three doors -------------------------------------------------------------------
 def test_rest_answer_is_the_engines_answer(api, article_kb):
     url, _ = api
     for question in QUESTIONS:
