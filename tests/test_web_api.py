@@ -78,18 +78,30 @@ def strict(article_kb, gradio_tmp):
     from qa.web import create_app
     from qa.webconfig import WebSettings
 
-    gated = GatedKB(article_kb)
-    live = LiveKnowledgeBase.of(gated)  # type: ignore[arg-type]
+    live = LiveKnowledgeBase.of(article_kb)
     web = WebSettings(
         rate_limit=3,
         max_body_bytes=2048,
-        max_inflight=1,
         admin_token="s3cret",
         auth_header="X-Forwarded-User",
         root_path="/qa",
     )
     # As behind a proxy that serves the app under /qa and strips the prefix.
     with running_app(create_app(live, web, article_kb.settings), root_path="/qa") as port:
+        yield f"http://127.0.0.1:{port}", live
+
+
+@pytest.fixture(scope="module")
+def busy(article_kb, gradio_tmp):
+    """The app with room for one question at a time, whose answers wait at a gate."""
+    from qa.live import LiveKnowledgeBase
+    from qa.web import create_app
+    from qa.webconfig import WebSettings
+
+    gated = GatedKB(article_kb)
+    live = LiveKnowledgeBase.of(gated)  # type: ignore[arg-type]
+    web = WebSettings(max_inflight=1, concurrency=1, queue_size=1)
+    with running_app(create_app(live, web, article_kb.settings)) as port:
         yield f"http://127.0.0.1:{port}", gated
 
 
@@ -250,24 +262,46 @@ def test_rate_limit_gives_429_with_retry_after_per_client(strict):
     assert _ask(url, {"question": "Who is Conkar?"}, **bob).status_code == 200
 
 
-def test_busy_server_says_503_at_once(strict):
-    url, gated = strict
+def test_busy_server_says_503_at_once(busy):
+    url, gated = busy
     gated.gate.clear()
     gated.inside.clear()
     try:
         with ThreadPoolExecutor(1) as pool:
-            first = pool.submit(
-                _ask, url, {"question": "Who is Conkar?"}, **{"X-Forwarded-User": "busy-1"}
-            )
+            first = pool.submit(_ask, url, {"question": "Who is Conkar?"})
             assert gated.inside.wait(10)
             began = time.monotonic()
-            second = _ask(url, {"question": "Who is Conkar?"}, **{"X-Forwarded-User": "busy-2"})
+            second = _ask(url, {"question": "Who is Conkar?"})
             assert time.monotonic() - began < 5
             assert second.status_code == 503
             assert second.headers["retry-after"] == "1"
             assert "busy" in second.json()["error"]
             gated.gate.set()
             assert first.result(timeout=30).status_code == 200
+    finally:
+        gated.gate.set()
+
+
+def test_full_chat_queue_says_busy_instead_of_hanging(busy):
+    from gradio_client import Client
+
+    url, gated = busy
+    gated.gate.clear()
+    gated.inside.clear()
+    try:
+        client = Client(url + "/", verbose=False)
+        answering = client.submit("Who is Conkar?", None, api_name="/ask")
+        assert gated.inside.wait(10)
+        waiting = client.submit("Who is Conkar?", None, api_name="/ask")
+        time.sleep(0.5)
+        began = time.monotonic()
+        turned_away = client.submit("Who is Conkar?", None, api_name="/ask")
+        with pytest.raises(Exception, match=r"(?i)queue is full"):
+            turned_away.result(timeout=20)
+        assert time.monotonic() - began < 10
+        gated.gate.set()
+        assert answering.result(timeout=30)["answer"]
+        assert waiting.result(timeout=30)["answer"]
     finally:
         gated.gate.set()
 
