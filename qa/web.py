@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import re
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Literal
@@ -62,6 +63,7 @@ class PassageOut(BaseModel):
 
 
 class AnswerOut(BaseModel):
+    model_config = ConfigDict(extra="allow")  # the engine may add fields; they pass through
     question: str
     answer: str = Field(description="The answer with [n] citations, or a decline.")
     abstained: bool
@@ -276,8 +278,10 @@ def reload_on_sighup(live: LiveKnowledgeBase) -> None:
 
     def reload() -> None:
         try:
-            live.load()
-            log.warning("reloaded the knowledge base (SIGHUP)")
+            kb = live.load()
+            print(
+                f"qa: reloaded the knowledge base ({len(kb.documents)} documents)", file=sys.stderr
+            )
         except Exception:
             log.exception("reload on SIGHUP failed; still answering from the previous index")
 
@@ -300,5 +304,9 @@ def serve(host: str | None = None, port: int | None = None, index: str | None = 
     live.load_in_background()
     app = create_app(live, web, settings)
     reload_on_sighup(live)
-    print(f"qa: serving on http://{web.host}:{web.port}/ (loading the knowledge base...)")
+    print(
+        f"qa: serving on http://{web.host}:{web.port}{web.root_path}/ "
+        "(the knowledge base loads in the background; see /healthz)",
+        file=sys.stderr,
+    )
     uvicorn.run(app, host=web.host, port=web.port, root_path=web.root_path, log_level="warning")

@@ -55,7 +55,8 @@ class GatedKB:
 
 @pytest.fixture(scope="module")
 def gradio_tmp(tmp_path_factory):
-    os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio"))
+    # Before Gradio is first imported: it reads the folder once, at import.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
 
 
 @pytest.fixture(scope="module")
