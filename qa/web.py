@@ -18,60 +18,22 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from qa.errors import USER_ERRORS
 from qa.guards import BodyLimit, BusyError, InFlight, OriginPolicy, RateLimiter
 from qa.live import LiveKnowledgeBase, Loader, NotReadyError
+from qa.schema import AnswerOut, AskRequest
 from qa.settings import Settings, offline_defaults
 from qa.webconfig import WebSettings
 
 log = logging.getLogger("qa")
-
-
-class Turn(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-    role: Literal["user", "assistant"]
-    content: str
-
-
-class AskRequest(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-    question: str = Field(description="The question, in plain text.")
-    history: list[Turn] = Field(
-        default_factory=list, description="Earlier turns, oldest first, for follow-up questions."
-    )
-
-
-class PassageOut(BaseModel):
-    rank: int
-    doc_id: str
-    title: str
-    source: str
-    start: int = Field(description="Offset of the passage in its document.")
-    end: int
-    text: str
-    score: float
-    highlights: list[list[int]] = Field(description="Answer spans, [start, end) in `text`.")
-
-
-class AnswerOut(BaseModel):
-    model_config = ConfigDict(extra="allow")  # the engine may add fields; they pass through
-    question: str
-    answer: str = Field(description="The answer with [n] citations, or a decline.")
-    abstained: bool
-    confidence: float
-    passages: list[PassageOut]
-    timings_ms: dict[str, float]
-    notices: list[str]
-    search_query: str
 
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:

@@ -1,0 +1,45 @@
+"""The REST API's request and answer, as pydantic models: validation and the OpenAPI docs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Turn(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    question: str = Field(description="The question, in plain text.")
+    history: list[Turn] = Field(
+        default_factory=list, description="Earlier turns, oldest first, for follow-up questions."
+    )
+
+
+class PassageOut(BaseModel):
+    rank: int
+    doc_id: str
+    title: str
+    source: str
+    start: int = Field(description="Offset of the passage in its document.")
+    end: int
+    text: str
+    score: float
+    highlights: list[list[int]] = Field(description="Answer spans, [start, end) in `text`.")
+
+
+class AnswerOut(BaseModel):
+    model_config = ConfigDict(extra="allow")  # the engine may add fields; they pass through
+    question: str
+    answer: str = Field(description="The answer with [n] citations, or a decline.")
+    abstained: bool
+    confidence: float
+    passages: list[PassageOut]
+    timings_ms: dict[str, float]
+    notices: list[str]
+    search_query: str
