@@ -12,6 +12,17 @@ from qa.types import Chunk, Document, Sentence
 TokenCounter = Callable[[Sequence[str]], list[int]]
 Span = tuple[int, int]
 
+# pysbd's time grows with the square of its input (60 KB took 8 s, 200 KB over a minute), so a
+# longer paragraph is fed to it in windows of this many characters; a one-line 20 MB file then
+# costs what its windows cost, and a cut at a window's edge can only fall on a likely sentence
+# end or a space.
+SEGMENT_WINDOW = 4000
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+")
+_SPACE = re.compile(r"\s+")
+# A run with no space (a URL, base64) is cut within windows of this many characters per token
+# of budget: re-counting the whole rest after each cut was quadratic (100 KB took 100 s).
+CHARS_PER_TOKEN_WINDOW = 16
+
 
 def paragraph_spans(text: str) -> list[Span]:
     """Paragraphs of a text: blocks between blank lines, or lines when it has no blank lines."""
@@ -27,6 +38,33 @@ def paragraph_spans(text: str) -> list[Span]:
 
 def sentence_spans(text: str, start: int, end: int) -> list[Span]:
     """Sentences of text[start:end] as offsets into text, found by pysbd's rule-based splitter."""
+    spans: list[Span] = []
+    for window_start, window_end in _windows(text, start, end):
+        spans.extend(_segment(text, window_start, window_end))
+    return spans
+
+
+def _windows(text: str, start: int, end: int) -> list[Span]:
+    """text[start:end] in pieces of at most SEGMENT_WINDOW characters, cut at a likely sentence
+    end, else at a space, else anywhere."""
+    windows: list[Span] = []
+    while end - start > SEGMENT_WINDOW:
+        limit, half = start + SEGMENT_WINDOW, start + SEGMENT_WINDOW // 2
+        cut = None
+        for pattern in (_SENTENCE_END, _SPACE):
+            for match in pattern.finditer(text, half, limit):
+                cut = match.end()
+            if cut is not None:
+                break
+        if cut is None:
+            cut = limit
+        windows.append((start, cut))
+        start = cut
+    windows.append((start, end))
+    return windows
+
+
+def _segment(text: str, start: int, end: int) -> list[Span]:
     segment = _segmenter().segment
     try:
         pieces = segment(text[start:end])
@@ -160,11 +198,17 @@ def _split_long(text: str, span: Span, count_tokens: TokenCounter, max_tokens: i
     # A single "word" longer than the window (a URL, a base64 blob) is cut by characters.
     result: list[Span] = []
     for a, b in pieces:
-        while count_tokens([text[a:b]])[0] > max_tokens:
-            cut = a + max(1, (b - a) * max_tokens // (2 * count_tokens([text[a:b]])[0]))
-            result.append((a, cut))
-            a = cut
-        result.append((a, b))
+        if count_tokens([text[a:b]])[0] <= max_tokens:
+            result.append((a, b))
+            continue
+        while a < b:
+            end = min(b, a + CHARS_PER_TOKEN_WINDOW * max_tokens)
+            n = count_tokens([text[a:end]])[0]
+            while n > max_tokens:
+                end = a + max(1, (end - a) * max_tokens // (2 * n))
+                n = count_tokens([text[a:end]])[0]
+            result.append((a, end))
+            a = end
     return result
 
 
