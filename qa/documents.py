@@ -34,7 +34,21 @@ class Skipped:
     reason: str
 
     def __str__(self) -> str:
-        return f"skipped {self.path}: {self.reason}"
+        # One line whatever the name or the error holds: a newline in a file name must not
+        # forge a second warning.
+        return _CONTROL.sub(
+            lambda m: m.group().encode("unicode_escape").decode(),
+            f"skipped {self.path}: {self.reason}",
+        )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def path_text(path: str | os.PathLike[str]) -> str:
+    """A file name as storable text. Linux names need not be UTF-8: their undecodable bytes
+    arrive as lone surrogates, which no JSON or UTF-8 writer accepts, so they become U+FFFD."""
+    return os.fsencode(path).decode("utf-8", "replace")
 
 
 class DocumentError(ValueError):
@@ -50,7 +64,7 @@ def load_documents(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Docume
         try:
             title, text = read_file(file)
         except DocumentError as error:
-            skipped.append(Skipped(str(file), str(error)))
+            skipped.append(Skipped(path_text(file), str(error)))
             log.warning("%s", skipped[-1])
             continue
         unique_id = doc_id
@@ -59,7 +73,7 @@ def load_documents(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Docume
             unique_id = f"{doc_id}#{n}"
             n += 1
         seen_ids.add(unique_id)
-        documents.append(Document(id=unique_id, title=title, source=str(file), text=text))
+        documents.append(Document(id=unique_id, title=title, source=path_text(file), text=text))
     return documents, skipped
 
 
@@ -77,18 +91,19 @@ def _walk(
                         continue
                     file = Path(folder) / name
                     if file.suffix.lower() not in SUPPORTED_SUFFIXES:
-                        skipped.append(Skipped(str(file), f"unsupported type {file.suffix!r}"))
+                        reason = f"unsupported type {file.suffix!r}"
+                        skipped.append(Skipped(path_text(file), reason))
                         log.warning("%s", skipped[-1])
                         continue
-                    yield file, file.relative_to(root).as_posix()
+                    yield file, path_text(file.relative_to(root).as_posix())
         elif root.exists() or root.is_symlink():
             if root.suffix.lower() not in SUPPORTED_SUFFIXES:
-                skipped.append(Skipped(str(root), f"unsupported type {root.suffix!r}"))
+                skipped.append(Skipped(path_text(root), f"unsupported type {root.suffix!r}"))
                 log.warning("%s", skipped[-1])
                 continue
-            yield root, root.name
+            yield root, path_text(root.name)
         else:
-            skipped.append(Skipped(str(root), "no such file or folder"))
+            skipped.append(Skipped(path_text(root), "no such file or folder"))
             log.warning("%s", skipped[-1])
 
 
@@ -120,11 +135,11 @@ def read_file(path: Path) -> tuple[str, str]:
             raise DocumentError(f"not UTF-8 text (byte {error.start})") from None
         if suffix in HTML_SUFFIXES:
             title, text = html_to_text(decoded)
-            title = title or path.stem
+            title = title or path_text(path.stem)
         else:
             text = decoded
             heading = _markdown_title(text) if suffix != ".txt" else None
-            title = heading or path.stem
+            title = heading or path_text(path.stem)
     if not text.strip():
         raise DocumentError("no text in it")
     return title, text
@@ -176,7 +191,7 @@ def _read_pdf(path: Path, data: bytes) -> tuple[str, str]:
     text = "\n\n".join(page.strip() for page in pages if page.strip())
     if not text:
         raise DocumentError("PDF has no extractable text (a scan?)")
-    return (str(meta_title) if meta_title else path.stem), text
+    return (str(meta_title) if meta_title else path_text(path.stem)), text
 
 
 def _markdown_title(text: str) -> str | None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from qa import lexical, store
 from qa.chunking import chunk_documents
-from qa.documents import Skipped, load_documents
+from qa.documents import Skipped, load_documents, path_text
 from qa.embedding import Embedder
 from qa.settings import Settings
 from qa.types import Chunk, Document, Sentence
@@ -98,7 +98,7 @@ def build_index(
                 }
                 for d in documents
             ],
-            "sources": [str(Path(p)) for p in paths],
+            "sources": [path_text(Path(p)) for p in paths],
         }
         store.save(
             folder,
