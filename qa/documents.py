@@ -180,13 +180,14 @@ def _read_pdf(path: Path, data: bytes) -> tuple[str, str]:
     import io
 
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
 
     try:
         reader = PdfReader(io.BytesIO(data))
         pages = [page.extract_text() or "" for page in reader.pages]
         meta_title = reader.metadata.title if reader.metadata else None
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as error:
+    # pypdf fails on damaged files in more ways than its own errors (AttributeError, IndexError,
+    # RecursionError...); one bad PDF must cost a warning, not the whole build.
+    except Exception as error:
         raise DocumentError(f"unreadable PDF ({type(error).__name__}: {error})") from None
     text = "\n\n".join(page.strip() for page in pages if page.strip())
     if not text:
