@@ -42,6 +42,7 @@ class Skipped:
         )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -189,10 +190,11 @@ def _read_pdf(path: Path, data: bytes) -> tuple[str, str]:
     # RecursionError...); one bad PDF must cost a warning, not the whole build.
     except Exception as error:
         raise DocumentError(f"unreadable PDF ({type(error).__name__}: {error})") from None
-    text = "\n\n".join(page.strip() for page in pages if page.strip())
+    # A font's ToUnicode map can name lone UTF-16 surrogates, which no UTF-8 writer accepts.
+    text = _SURROGATE.sub("\ufffd", "\n\n".join(page.strip() for page in pages if page.strip()))
     if not text:
         raise DocumentError("PDF has no extractable text (a scan?)")
-    return (str(meta_title) if meta_title else path_text(path.stem)), text
+    return (_SURROGATE.sub("\ufffd", str(meta_title)) if meta_title else path_text(path.stem)), text
 
 
 def _markdown_title(text: str) -> str | None:
