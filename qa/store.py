@@ -42,6 +42,8 @@ DATA_PREFIXES = (
 # itself with SIGKILL at that stage of save(), as `kill -9` or a power cut would. The stages:
 # writing-<role> (half of a data file written), wrote-<role>, writing-manifest, committed.
 CRASH_ENV = "QA_TEST_CRASH_AT"
+# Tries of load() while builds keep committing new manifests under it.
+LOAD_ATTEMPTS = 5
 # The data files a manifest names, by role.
 ROLES = ("documents", "chunks", "sentences", "chunk_vectors", "sentence_vectors", "bm25")
 
@@ -254,9 +256,29 @@ def _file_list_problem(files: Any) -> str | None:
 
 def load(folder: Path) -> IndexData:
     """Read and verify an index folder: every file must exist and match its recorded hash."""
+    for _ in range(LOAD_ATTEMPTS - 1):
+        manifest = read_manifest(folder)
+        try:
+            return _load(folder, manifest)
+        except StoreError:
+            # A build that commits while we read deletes the files of the manifest we read
+            # (they are its garbage): read the new manifest and try again. The same manifest
+            # twice means the damage is real.
+            if _files_unchanged(folder, manifest):
+                raise
+    return _load(folder, read_manifest(folder))
+
+
+def _files_unchanged(folder: Path, manifest: dict[str, Any]) -> bool:
+    try:
+        return bool(read_manifest(folder)["files"] == manifest["files"])
+    except StoreError:
+        return True
+
+
+def _load(folder: Path, manifest: dict[str, Any]) -> IndexData:
     import faiss
 
-    manifest = read_manifest(folder)
     for entry in manifest["files"].values():
         _verify(folder, entry, manifest)
     try:
@@ -371,13 +393,18 @@ def _verify(folder: Path, entry: dict[str, Any], manifest: dict[str, Any]) -> No
     hint = rebuild_hint(manifest, folder)
     if not path.exists():
         raise StoreError(f"index file {path} is missing; {hint}")
-    if "parts" in entry:
-        for part, digest in entry["parts"].items():
-            file = path / part
-            if not file.exists() or sha256_bytes(file.read_bytes()) != digest:
-                raise StoreError(f"index file {file} is missing or corrupted; {hint}")
-        return
-    data = path.read_bytes()
+    try:
+        if "parts" in entry:
+            for part, digest in entry["parts"].items():
+                file = path / part
+                if not file.exists() or sha256_bytes(file.read_bytes()) != digest:
+                    raise StoreError(f"index file {file} is missing or corrupted; {hint}")
+            return
+        data = path.read_bytes()
+    except OSError as error:  # e.g. built by another user, with files this one cannot read
+        raise StoreError(
+            f"cannot read index file {error.filename or path} ({error.strerror or error})"
+        ) from None
     if len(data) != entry["bytes"]:
         raise StoreError(
             f"index file {path} is truncated ({len(data)} of {entry['bytes']} bytes); {hint}"

@@ -252,6 +252,47 @@ def test_the_lock_is_refused_inside_one_process_too(tmp_path):
         pass
 
 
+def test_loading_while_builds_keep_committing_never_fails(tmp_path):
+    """A reader that opens the index while a build commits (and deletes the old files) must
+    get one whole index, old or new, never a "damaged, rebuild it" error."""
+    import threading
+
+    from qa.indexing import build_index
+    from qa.settings import Settings
+    from tests.fakes import FakeEmbedder
+
+    sets = []
+    for n in range(2):
+        docs = tmp_path / f"docs{n}"
+        docs.mkdir()
+        (docs / f"part{n}.txt").write_text(_squad_paragraphs(4, article=n))
+        sets.append(docs)
+    out = tmp_path / "kb"
+    build_index([sets[0]], out, FakeEmbedder(), Settings(), progress=False)
+    stop = threading.Event()
+    builds = [0]
+
+    def keep_building() -> None:
+        while not stop.is_set():
+            build_index([sets[builds[0] % 2]], out, FakeEmbedder(), Settings(), progress=False)
+            builds[0] += 1
+
+    writer = threading.Thread(target=keep_building)
+    writer.start()
+    try:
+        loads = 0
+        deadline = time.monotonic() + 120
+        while builds[0] < 20 and time.monotonic() < deadline:
+            data = store.load(out)
+            loads += 1
+            assert {d.id for d in data.documents} in ({"part0.txt"}, {"part1.txt"})
+            assert data.chunk_index.ntotal == len(data.chunks)
+    finally:
+        stop.set()
+        writer.join()
+    assert builds[0] >= 20 and loads > builds[0]
+
+
 # ----- damaged index files ------------------------------------------------------------------
 
 
