@@ -12,9 +12,9 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -320,8 +320,8 @@ def _write_file(folder: Path, role: str, suffix: str, data: bytes) -> dict[str, 
     # An existing file of that name is kept only if it still holds exactly these bytes: a
     # damaged one must be replaced, or "rebuild it" could never repair the index.
     if not _holds(final, len(data), digest):
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-        with os.fdopen(fd, "wb") as handle:
+        tmp = _tmp_name(folder)
+        with tmp.open("xb") as handle:
             handle.write(data[: len(data) // 2])
             handle.flush()
             _crash_point(f"writing-{role}")
@@ -334,7 +334,8 @@ def _write_file(folder: Path, role: str, suffix: str, data: bytes) -> dict[str, 
 
 
 def _write_bm25(folder: Path, bm25: Any) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-bm25-", dir=folder))
+    tmp = _tmp_name(folder)
+    tmp.mkdir()
     bm25.save(str(tmp))
     parts = {}
     for file in sorted(tmp.iterdir()):
@@ -355,6 +356,13 @@ def _write_bm25(folder: Path, bm25: Any) -> dict[str, Any]:
         os.replace(tmp, final)
     _crash_point("wrote-bm25")
     return {"name": name, "sha256": digest, "parts": parts}
+
+
+def _tmp_name(folder: Path) -> Path:
+    """A fresh temporary name in `folder`. Created with open() or mkdir(), not mkstemp(), so
+    the file gets the user's umask like the manifest (mkstemp makes it 0600, and an index
+    built by one user could not be served by another)."""
+    return folder / f".tmp-{os.getpid()}-{secrets.token_hex(6)}"
 
 
 def _holds(path: Path, size: int, digest: str) -> bool:

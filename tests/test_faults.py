@@ -436,6 +436,20 @@ def test_a_manifest_with_a_damaged_file_list_fails_as_a_store_error(fake_kb, fak
     _load_error(out, fake_embedder)
 
 
+def test_data_files_get_the_same_permissions_as_the_manifest(fake_kb):
+    """Data files honour the umask like the manifest does: an index built by one user can be
+    served by another (temporary files from mkstemp were 0600)."""
+    _docs, out = fake_kb
+    mode = (out / store.MANIFEST).stat().st_mode & 0o777
+    for path in _files(out).values():
+        if path.is_dir():
+            assert path.stat().st_mode & 0o777 == mode | (mode & 0o444) >> 2
+            for part in path.iterdir():
+                assert part.stat().st_mode & 0o777 == mode
+        else:
+            assert path.stat().st_mode & 0o777 == mode, path
+
+
 def test_a_missing_manifest_says_how_to_build_one(tmp_path, fake_embedder):
     with pytest.raises(store.StoreError, match=rf"qa index PATH\.\.\. --out {tmp_path}"):
         KnowledgeBase.load(tmp_path, embedder=fake_embedder)
