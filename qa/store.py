@@ -124,8 +124,14 @@ def library_versions() -> dict[str, str]:
 @contextlib.contextmanager
 def write_lock(folder: Path) -> Iterator[None]:
     """Hold the folder's build lock; a second writer fails at once with a clear message."""
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = (folder / LOCK).open("a+")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = (folder / LOCK).open("a+")
+    except OSError as error:  # --out names a file, or a folder this user cannot write
+        raise StoreError(
+            f"cannot write an index to {folder} ({error.strerror or error}); "
+            "give --out a folder you can write to"
+        ) from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -241,6 +241,18 @@ def test_a_build_while_the_lock_is_held_exits_2_and_touches_nothing(built, tmp_p
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
+@pytest.mark.parametrize("out", ["a-file", "a-file/below"])
+def test_an_out_folder_that_cannot_be_a_folder_exits_2(built, tmp_path, out):
+    (tmp_path / "a-file").write_text("not a folder")
+    done = _run(built[0], tmp_path / out, tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"qa: error: cannot write an index to {tmp_path / out} "
+        f"({'File exists' if out == 'a-file' else 'Not a directory'}); "
+        "give --out a folder you can write to"
+    ]
+
+
 def test_the_lock_is_refused_inside_one_process_too(tmp_path):
     with (
         store.write_lock(tmp_path),
