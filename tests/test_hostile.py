@@ -174,7 +174,7 @@ def test_a_100_kb_question_is_cut_with_a_notice(fake_kb):
 
 
 @pytest.mark.slow
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=40)
 @given(question=QUESTIONS, history=st.one_of(st.none(), st.lists(TURN, max_size=3)))
 def test_the_real_model_answers_any_question_or_refuses_it(article_kb, question, history):
     check_answer(article_kb, question, history)
