@@ -1,0 +1,365 @@
+"""Load test: N concurrent users for T seconds against a real `qa serve` on loopback.
+
+Half the users ask through the REST API (POST /api/ask), half through the Gradio chat API
+(POST /gradio_api/call/ask, then its event stream). Each user holds conversations about the
+S-400 article: a question, then follow-ups that carry the history. Reported: failed requests
+(the check is that there are none), requests refused by the guards (429/503, counted apart),
+p50/p95/p99 latency, throughput, and the server's RSS at start, peak and end.
+
+    python bench/load_test.py                      # 50 users x 60 s, writes bench/LOAD.md
+    python bench/load_test.py --users 10 --seconds 10 --out -
+
+The server runs as its own process (so its memory is its own), with the rate limit off and
+room for every user in the REST and chat queues: this measures capacity, not the guards.
+tests/test_load.py runs a small version in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DOCS = REPO / "index" / "docs"
+LOAD_MD = HERE / "LOAD.md"
+
+# Conversations about the article: a question, then follow-ups that lean on it. The last is
+# off-topic on purpose (the answer is a decline, which is a success).
+CONVERSATIONS = (
+    ("Why did Turkey choose the S-400?", "Who proposed it?", "What did the US offer instead?"),
+    ("Who is Conkar?", "What did he say about NATO?", "Where does he sit?"),
+    (
+        "Why is Turkey's relationship with the US strained?",
+        "Whom did Ankara blame for the coup attempt?",
+        "When was it?",
+    ),
+    ("What did Kaidanow say?", "Who would benefit from the purchase, according to her?"),
+    ("How long did Ankara study air defense systems?", "What happened when it asked the US?"),
+    ("What is the capital of France?",),
+)
+CHANNELS = ("rest", "gradio")
+
+
+@dataclass
+class Outcome:
+    channel: str
+    status: str  # "ok", "refused" (429/503 from a guard) or "failed"
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    users: int
+    seconds: float
+    outcomes: list[Outcome] = field(default_factory=list)
+    rss_mb: dict[str, float] = field(default_factory=dict)  # startup, start, peak, end
+    samples_mb: list[float] = field(default_factory=list)
+
+    def of(self, channel: str | None = None, status: str | None = None) -> list[Outcome]:
+        return [
+            o
+            for o in self.outcomes
+            if (channel is None or o.channel == channel) and (status is None or o.status == status)
+        ]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return self.of(status="failed")
+
+    @property
+    def refused(self) -> list[Outcome]:
+        return self.of(status="refused")
+
+
+# ----- the server --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build_index(out: Path) -> Path:
+    """The article's knowledge base, built by the real `qa index` into `out`."""
+    subprocess.run(
+        [sys.executable, "-m", "qa.cli", "index", str(DOCS), "--out", str(out), "--quiet"],
+        check=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+    )
+    return out
+
+
+@contextlib.contextmanager
+def server(index: Path, workdir: Path, users: int, **env: str) -> Iterator[tuple[str, int]]:
+    """`qa serve` on a free loopback port; yields its base URL and pid."""
+    port = free_port()
+    environ = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "GRADIO_TEMP_DIR": str(workdir / "gradio"),
+        "QA_RATE_LIMIT": "0",  # every user comes from 127.0.0.1: one client to the limiter
+        "QA_MAX_INFLIGHT": str(max(8, users)),
+        "QA_QUEUE_SIZE": str(max(64, 2 * users)),
+        **env,
+    }
+    log = (workdir / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "serve", "--index", str(index), "--port", str(port)],
+        cwd=workdir,
+        env=environ,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"qa serve exited: {(workdir / 'server.log').read_text()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("qa serve did not become healthy in 180 s")
+            time.sleep(0.25)
+        yield base, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def rss_mb(pid: int) -> float:
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+# ----- the users ---------------------------------------------------------------------------------
+
+
+async def ask_rest(client: httpx.AsyncClient, question: str, history: list[dict[str, str]]) -> Any:
+    response = await client.post("/api/ask", json={"question": question, "history": history})
+    if response.status_code in (429, 503):
+        raise Refused(f"{response.status_code} {response.text[:200]}")
+    if response.status_code != 200:
+        raise Failed(f"{response.status_code} {response.text[:200]}")
+    return response.json()
+
+
+async def ask_gradio(
+    client: httpx.AsyncClient, question: str, history: list[dict[str, str]]
+) -> Any:
+    """The chat's API: queue the call, then read its server-sent events to the end."""
+    response = await client.post("/gradio_api/call/ask", json={"data": [question, history]})
+    if response.status_code in (429, 503):
+        raise Refused(f"{response.status_code} {response.text[:200]}")
+    if response.status_code != 200:
+        raise Failed(f"{response.status_code} {response.text[:200]}")
+    event_id = response.json()["event_id"]
+    event = None
+    async with client.stream("GET", f"/gradio_api/call/ask/{event_id}") as stream:
+        if stream.status_code != 200:
+            raise Failed(f"stream {stream.status_code}")
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                event = line.removeprefix("event:").strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                data = json.loads(line.removeprefix("data:"))
+                if event == "error":
+                    message = json.dumps(data)
+                    if "busy" in message.lower() or "queue is full" in message.lower():
+                        raise Refused(message[:200])
+                    raise Failed(f"error event: {message[:200]}")
+                return data[0]
+    raise Failed(f"the event stream ended without a result (last event {event!r})")
+
+
+class Refused(Exception):
+    """A guard turned the request away (429, 503, a full queue): by design, counted apart."""
+
+
+class Failed(Exception):
+    """Anything else that is not a well-formed answer."""
+
+
+def check_body(body: Any, question: str) -> None:
+    if not isinstance(body, dict) or not isinstance(body.get("answer"), str) or not body["answer"]:
+        raise Failed(f"not an answer: {str(body)[:200]}")
+    if not isinstance(body.get("passages"), list) or body.get("question") != question:
+        raise Failed(f"malformed answer: {str(body)[:200]}")
+
+
+async def user(
+    number: int, client: httpx.AsyncClient, until: float, report: Report, think: float
+) -> None:
+    rng = random.Random(number)
+    channel = CHANNELS[number % 2]
+    ask = ask_rest if channel == "rest" else ask_gradio
+    while time.monotonic() < until:
+        history: list[dict[str, str]] = []
+        for question in rng.choice(CONVERSATIONS):
+            if time.monotonic() >= until:
+                return
+            began = time.monotonic()
+            try:
+                body = await ask(client, question, history)
+                check_body(body, question)
+            except Refused as error:
+                report.outcomes.append(
+                    Outcome(channel, "refused", time.monotonic() - began, str(error))
+                )
+                break
+            except Exception as error:  # a timeout, a reset connection, a bad body...
+                detail = f"{type(error).__name__}: {error}"
+                report.outcomes.append(Outcome(channel, "failed", time.monotonic() - began, detail))
+                break
+            report.outcomes.append(Outcome(channel, "ok", time.monotonic() - began))
+            history += [
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": body["answer"]},
+            ]
+            if think:
+                await asyncio.sleep(rng.uniform(0, 2 * think))
+
+
+async def sample_memory(pid: int, report: Report, until: float) -> None:
+    while time.monotonic() < until:
+        report.samples_mb.append(rss_mb(pid))
+        await asyncio.sleep(0.5)
+
+
+async def load(base: str, pid: int, users: int, seconds: float, think: float = 0.0) -> Report:
+    """Warm the server up, then run `users` users for `seconds`; the report of that run."""
+    report = Report(users, seconds)
+    limits = httpx.Limits(max_connections=2 * users + 4, max_keepalive_connections=2 * users + 4)
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+        report.rss_mb["startup"] = rss_mb(pid)
+        for conversation in CONVERSATIONS:  # warm-up: every path once, not measured
+            check_body(await ask_rest(client, conversation[0], []), conversation[0])
+            check_body(await ask_gradio(client, conversation[0], []), conversation[0])
+        report.rss_mb["start"] = rss_mb(pid)
+        began = time.monotonic()
+        until = began + seconds
+        await asyncio.gather(
+            sample_memory(pid, report, until),
+            *(user(n, client, until, report, think) for n in range(users)),
+        )
+        report.seconds = time.monotonic() - began
+        report.rss_mb["end"] = rss_mb(pid)
+        report.rss_mb["peak"] = max([*report.samples_mb, report.rss_mb["end"]])
+    return report
+
+
+# ----- the report --------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def markdown(report: Report, command: str) -> str:
+    rows = []
+    for channel in (*CHANNELS, None):
+        done = report.of(channel)
+        ok = [o.seconds * 1000 for o in report.of(channel, "ok")]
+        name = {"rest": "REST `POST /api/ask`", "gradio": "Gradio `ask` (call + stream)"}.get(
+            channel or "", "**all**"
+        )
+        rows.append(
+            f"| {name} | {len(done)} | {len(ok)} | {len(report.of(channel, 'refused'))} | "
+            f"{len(report.of(channel, 'failed'))} | {percentile(ok, 50):.0f} | "
+            f"{percentile(ok, 95):.0f} | {percentile(ok, 99):.0f} | "
+            f"{max(ok, default=float('nan')):.0f} | {len(ok) / report.seconds:.1f} |"
+        )
+    failed = report.failed
+    verdict = (
+        "**0 failed requests.**"
+        if not failed
+        else f"**{len(failed)} FAILED requests**, e.g. `{failed[0].detail}`"
+    )
+    rss = report.rss_mb
+    return "\n".join(
+        [
+            "## Load test",
+            "",
+            f"{report.users} concurrent users for {report.seconds:.0f} s against `qa serve` on "
+            "loopback, half through the REST API and half through the Gradio chat API, each "
+            "asking about the S-400 article with follow-ups that carry the history (no pause "
+            "between questions: a stress test, the worst case for latency). Server guards: rate "
+            "limit off (every user is 127.0.0.1), room for every user in the REST and chat "
+            "queues, chat concurrency at its default.",
+            "",
+            verdict,
+            "",
+            "| channel | requests | ok | refused | failed | p50 ms | p95 ms | p99 ms | max ms | "
+            "answers/s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            f"Server RSS: {rss['startup']:.0f} MB after startup, {rss['start']:.0f} MB after "
+            f"warm-up, {rss['peak']:.0f} MB peak, {rss['end']:.0f} MB at the end "
+            f"({rss['end'] - rss['start']:+.0f} MB over the run).",
+            "",
+            f"Machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
+            f"Python {platform.python_version()}; the load generator shares the machine. "
+            f"Run {dt.date.today().isoformat()}: `{command}`.",
+            "",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--think", type=float, default=0.0, help="mean pause between questions")
+    parser.add_argument("--index", help="knowledge base to serve (default: build the article's)")
+    parser.add_argument("--out", default=str(LOAD_MD), help="markdown file, or - for stdout")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="qa-load-") as tmp:
+        workdir = Path(tmp)
+        index = Path(args.index) if args.index else build_index(workdir / "kb")
+        with server(index, workdir, args.users) as (base, pid):
+            report = asyncio.run(load(base, pid, args.users, args.seconds, args.think))
+    command = "python bench/load_test.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = markdown(report, command.strip())
+    if args.out == "-":
+        print(text)
+    else:
+        Path(args.out).write_text(text)
+        print(text)
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
