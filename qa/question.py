@@ -1,4 +1,4 @@
-"""Raw input to a search query: validate the question and fold in the conversation for follow-ups."""
+"""Raw input to a search query: validate the question, fold in the conversation for follow-ups."""
 
 from __future__ import annotations
 
