@@ -68,8 +68,14 @@ def is_follow_up(question: str) -> bool:
 
 def search_query(question: str, history: Sequence[dict[str, str]], max_chars: int) -> str:
     """What retrieval should look for: a follow-up borrows the previous user question."""
-    previous = [t["content"] for t in history if t["role"] == "user" and t["content"].strip()]
-    if not previous or not is_follow_up(question):
+    if not is_follow_up(question):
         return question
-    context, _ = clean_question(previous[-1], max_chars)
-    return f"{context} {question}"
+    for turn in reversed(history):
+        if turn["role"] != "user":
+            continue
+        try:
+            context, _ = clean_question(turn["content"], max_chars)
+        except QuestionError:  # a turn of only spaces or control characters: look further back
+            continue
+        return f"{context} {question}"
+    return question
