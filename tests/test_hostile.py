@@ -24,7 +24,7 @@ from qa.chunking import chunk_documents
 from qa.documents import MAX_FILE_BYTES, load_documents
 from qa.indexing import NoDocumentsError
 from qa.kb import KnowledgeBase
-from qa.question import QuestionError
+from qa.question import QuestionError, clean_question, validate_history
 from qa.types import Answer, Document
 from tests.conftest import ARTICLE, REPO, SQUAD
 from tests.fakes import FakeEmbedder
@@ -102,11 +102,19 @@ HISTORIES = st.one_of(
 
 
 def check_answer(kb: KnowledgeBase, question, history=None) -> Answer | None:
-    """Ask; the result must be a well-formed Answer, or a QuestionError with a one-line reason."""
+    """Ask; the result must be a well-formed Answer, or a QuestionError with a one-line reason,
+    and the error only when the question itself or the history's shape is at fault."""
+    try:
+        clean_question(question, kb.settings.max_question_chars)
+        validate_history(history)
+        acceptable = True
+    except QuestionError:
+        acceptable = False
     try:
         answer = kb.ask(question, history)
     except QuestionError as error:
         assert str(error) and "\n" not in str(error)
+        assert not acceptable, f"a fine question was refused: {error}"
         return None
     assert isinstance(answer, Answer)
     # What the web API sends must encode: strict JSON (no NaN) and valid UTF-8.
@@ -164,6 +172,19 @@ def test_a_question_that_is_not_text_is_a_question_error(fake_kb, question):
 def test_an_empty_question_is_a_question_error(fake_kb, question):
     with pytest.raises(QuestionError, match="empty"):
         fake_kb.ask(question)
+
+
+@pytest.mark.parametrize("junk", ["\x00", "\u200b\ufeff", "\x1b\x7f", "\ud800"])
+def test_a_junk_earlier_turn_does_not_refuse_a_fine_follow_up(fake_kb, junk):
+    history = [
+        {"role": "user", "content": "Who is Conkar?"},
+        {"role": "assistant", "content": "A Turkish lawmaker."},
+        {"role": "user", "content": junk},
+        {"role": "assistant", "content": "The documents do not say."},
+    ]
+    answer = check_answer(fake_kb, "What did he say?", history)
+    assert answer is not None
+    assert answer.search_query == "Who is Conkar? What did he say?"
 
 
 def test_a_100_kb_question_is_cut_with_a_notice(fake_kb):
