@@ -71,8 +71,10 @@ class Outcome:
 class Report:
     users: int
     seconds: float
+    channels: tuple[str, ...] = CHANNELS
     outcomes: list[Outcome] = field(default_factory=list)
     rss_mb: dict[str, float] = field(default_factory=dict)  # startup, start, peak, end
+    load_average: float = 0.0  # the machine's 1-minute load average just before the run
     samples_mb: list[float] = field(default_factory=list)
 
     def of(self, channel: str | None = None, status: str | None = None) -> list[Outcome]:
@@ -217,10 +219,14 @@ def check_body(body: Any, question: str) -> None:
 
 
 async def user(
-    number: int, client: httpx.AsyncClient, until: float, report: Report, think: float
+    number: int,
+    channel: str,
+    client: httpx.AsyncClient,
+    until: float,
+    report: Report,
+    think: float,
 ) -> None:
     rng = random.Random(number)
-    channel = CHANNELS[number % 2]
     ask = ask_rest if channel == "rest" else ask_gradio
     while time.monotonic() < until:
         history: list[dict[str, str]] = []
@@ -255,9 +261,18 @@ async def sample_memory(pid: int, report: Report, until: float) -> None:
         await asyncio.sleep(0.5)
 
 
-async def load(base: str, pid: int, users: int, seconds: float, think: float = 0.0) -> Report:
-    """Warm the server up, then run `users` users for `seconds`; the report of that run."""
-    report = Report(users, seconds)
+async def load(
+    base: str,
+    pid: int,
+    users: int,
+    seconds: float,
+    think: float = 0.0,
+    channels: tuple[str, ...] = CHANNELS,
+) -> Report:
+    """Warm the server up, then run `users` users for `seconds`; the report of that run.
+
+    User n talks through channels[n % len(channels)]."""
+    report = Report(users, seconds, channels)
     limits = httpx.Limits(max_connections=2 * users + 4, max_keepalive_connections=2 * users + 4)
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
         report.rss_mb["startup"] = rss_mb(pid)
@@ -265,11 +280,15 @@ async def load(base: str, pid: int, users: int, seconds: float, think: float = 0
             check_body(await ask_rest(client, conversation[0], []), conversation[0])
             check_body(await ask_gradio(client, conversation[0], []), conversation[0])
         report.rss_mb["start"] = rss_mb(pid)
+        report.load_average = os.getloadavg()[0]
         began = time.monotonic()
         until = began + seconds
         await asyncio.gather(
             sample_memory(pid, report, until),
-            *(user(n, client, until, report, think) for n in range(users)),
+            *(
+                user(n, channels[n % len(channels)], client, until, report, think)
+                for n in range(users)
+            ),
         )
         report.seconds = time.monotonic() - began
         report.rss_mb["end"] = rss_mb(pid)
@@ -289,7 +308,7 @@ def percentile(values: list[float], p: float) -> float:
 
 def markdown(report: Report, command: str) -> str:
     rows = []
-    for channel in (*CHANNELS, None):
+    for channel in (*dict.fromkeys(report.channels), None):
         done = report.of(channel)
         ok = [o.seconds * 1000 for o in report.of(channel, "ok")]
         name = {"rest": "REST `POST /api/ask`", "gradio": "Gradio `ask` (call + stream)"}.get(
@@ -308,16 +327,20 @@ def markdown(report: Report, command: str) -> str:
         else f"**{len(failed)} FAILED requests**, e.g. `{failed[0].detail}`"
     )
     rss = report.rss_mb
+    ways = (
+        "half through the REST API and half through the Gradio chat API"
+        if len(set(report.channels)) > 1
+        else f"all through the {'REST' if report.channels[0] == 'rest' else 'Gradio chat'} API"
+    )
     return "\n".join(
         [
             "## Load test",
             "",
             f"{report.users} concurrent users for {report.seconds:.0f} s against `qa serve` on "
-            "loopback, half through the REST API and half through the Gradio chat API, each "
-            "asking about the S-400 article with follow-ups that carry the history (no pause "
-            "between questions: a stress test, the worst case for latency). Server guards: rate "
-            "limit off (every user is 127.0.0.1), room for every user in the REST and chat "
-            "queues, chat concurrency at its default.",
+            f"loopback, {ways}, each asking about the S-400 article with follow-ups that "
+            "carry the history (no pause between questions: a stress test, the worst case for "
+            "latency). Server guards: rate limit off (every user is 127.0.0.1), room for every "
+            "user in the REST and chat queues, chat concurrency at its default.",
             "",
             verdict,
             "",
@@ -331,11 +354,31 @@ def markdown(report: Report, command: str) -> str:
             f"({rss['end'] - rss['start']:+.0f} MB over the run).",
             "",
             f"Machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-            f"Python {platform.python_version()}; the load generator shares the machine. "
+            f"Python {platform.python_version()}; the load generator shares the machine, whose "
+            f"load average was {report.load_average:.1f} before the run. "
             f"Run {dt.date.today().isoformat()}: `{command}`.",
             "",
         ]
     )
+
+
+def soak_markdown(first: Report, rounds: list[Report]) -> str:
+    if not rounds:
+        return ""
+    lines = [
+        "",
+        "### Memory over a longer run",
+        "",
+        "The same server, more rounds of the same load:",
+        "",
+        "| round | requests so far | failed | server RSS at its end, MB |",
+        "|---:|---:|---:|---:|",
+    ]
+    total = 0
+    for number, report in enumerate([first, *rounds], start=1):
+        total += len(report.outcomes)
+        lines.append(f"| {number} | {total} | {len(report.failed)} | {report.rss_mb['end']:.0f} |")
+    return "\n".join([*lines, ""])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -345,20 +388,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--think", type=float, default=0.0, help="mean pause between questions")
     parser.add_argument("--index", help="knowledge base to serve (default: build the article's)")
     parser.add_argument("--out", default=str(LOAD_MD), help="markdown file, or - for stdout")
+    parser.add_argument(
+        "--soak",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="then run this many more rounds on the same server, to watch its memory",
+    )
+    parser.add_argument(
+        "--channels", default=",".join(CHANNELS), help="rest, gradio or both (rest,gradio)"
+    )
     args = parser.parse_args(argv)
+    channels = tuple(c.strip() for c in args.channels.split(",") if c.strip())
+    if not channels or set(channels) - set(CHANNELS):
+        parser.error(f"--channels must name rest and/or gradio, not {args.channels!r}")
+    soak: list[Report] = []
     with tempfile.TemporaryDirectory(prefix="qa-load-") as tmp:
         workdir = Path(tmp)
         index = Path(args.index) if args.index else build_index(workdir / "kb")
         with server(index, workdir, args.users) as (base, pid):
-            report = asyncio.run(load(base, pid, args.users, args.seconds, args.think))
+            for _ in range(1 + args.soak):
+                soak.append(
+                    asyncio.run(load(base, pid, args.users, args.seconds, args.think, channels))
+                )
+    report, soak = soak[0], soak[1:]
     command = "python bench/load_test.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = markdown(report, command.strip())
+    text = markdown(report, command.strip()) + soak_markdown(report, soak)
     if args.out == "-":
         print(text)
     else:
         Path(args.out).write_text(text)
         print(text)
-    return 1 if report.failed else 0
+    return 1 if report.failed or any(r.failed for r in soak) else 0
 
 
 if __name__ == "__main__":
