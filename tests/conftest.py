@@ -18,6 +18,15 @@ ARTICLE = REPO / "index" / "docs" / "turkey-s400-article.txt"
 SQUAD = SHARED / "data" / "squad2-dev-3-articles.json"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def hypothesis_home(tmp_path_factory):
+    """Hypothesis's own caches (its example database, collected constants, Unicode tables)
+    go to a temporary folder, not to .hypothesis/ in the repository."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(tmp_path_factory.mktemp("hypothesis"))
+
+
 @pytest.fixture(scope="session")
 def real_embedder():
     """The bundled all-MiniLM-L6-v2, loaded once for the whole session."""
