@@ -132,7 +132,7 @@ def _eval(args: argparse.Namespace) -> int:
     if not Path(args.file).is_file():
         raise SettingsError(f"no such file: {args.file}")
     floors = json.loads(Path(args.floors).read_text()) if args.floors else None
-    settings = _settings(args)
+    settings = Settings.from_env()  # --retrieval here names modes to compare, not one setting
     try:
         results = evaluate.run(args.file, settings, modes=modes, progress=not args.quiet)
     except (ValueError, KeyError, TypeError) as error:

@@ -60,6 +60,7 @@ class Outcome:
     answer_words: int
     latency_ms: float
     scores: list[float] = field(default_factory=list)
+    signals: dict[str, float] = field(default_factory=dict)
 
 
 def load_squad(path: str | Path) -> list[Article]:
@@ -135,6 +136,7 @@ def evaluate_article(kb: KnowledgeBase, article: Article) -> list[Outcome]:
                 answer_words=len(reply.split()),
                 latency_ms=answer.timings_ms["total"],
                 scores=[round(p.score, 4) for p in answer.passages],
+                signals=answer.signals,
             )
         )
     return outcomes

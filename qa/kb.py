@@ -155,6 +155,7 @@ class KnowledgeBase:
             },
             notices=tuple(notices),
             search_query=query,
+            signals=choice.evidence.signals() if choice.evidence else {},
         )
 
 

@@ -15,7 +15,9 @@ class Turn(BaseModel):
 
 class AskRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
-    question: str = Field(description="The question, in plain text.")
+    question: str = Field(
+        min_length=1, pattern=r"\S", description="The question, in plain text (not blank)."
+    )
     history: list[Turn] = Field(
         default_factory=list, description="Earlier turns, oldest first, for follow-up questions."
     )

@@ -51,6 +51,7 @@ class Answer:
     timings_ms: dict[str, float]
     notices: tuple[str, ...] = ()  # e.g. "question cut to 2000 characters"
     search_query: str = ""  # the question as retrieval saw it (with follow-up context)
+    signals: dict[str, float] = field(default_factory=dict)  # what the confidence was read from
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,4 +76,5 @@ class Answer:
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
             "notices": list(self.notices),
             "search_query": self.search_query,
+            "signals": {k: round(v, 4) for k, v in self.signals.items()},
         }

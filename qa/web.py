@@ -190,6 +190,9 @@ def create_app(
             api=not compact,
         )
         blocks.queue(default_concurrency_limit=web.concurrency, max_size=web.queue_size)
+        # Every Gradio API call opens a session and Gradio keeps 10,000 of them (~30 KB each,
+        # +300 MB measured under load); a conversation lives far fewer turns than this cap.
+        blocks.state_session_capacity = 1000
         gr.mount_gradio_app(
             app,
             blocks,
