@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa import lexical
-from qa.retrieval import Retrieval, idf
+from qa.retrieval import Retrieval, fused, idf
 from qa.store import IndexData
 
 DECLINE = "The documents do not say."
@@ -81,7 +81,7 @@ class Evidence:
     sentence: int  # index into IndexData.sentences
     rank: int  # 0-based rank of the passage that holds it
     cosine: float  # the sentence's cosine with the question
-    passage_score: float  # the fused score of the first passage
+    passage_score: float  # the fused (hybrid) score of the first passage
     coverage: float  # IDF-weighted share of question terms found in the first passage
     kind_match: float  # 1 when the sentence holds what the question asks for (or it asks none)
     sentence_coverage: float  # IDF-weighted share of question terms found in the sentence
@@ -128,7 +128,7 @@ def choose(
     weights = {t: idf(data, t) for t in set(query_terms)}
     total = sum(weights.values()) or 1.0
     kind = question_kind(question)
-    best_passage = top[0].score or 1.0
+    best_passage = fused(top[0]) or 1.0
     wc, wl, wp, wk = SENTENCE_WEIGHTS
     scored: list[tuple[float, int, int]] = []
     for rank, hit in enumerate(top):
@@ -140,7 +140,7 @@ def choose(
             score = (
                 wc * retrieval.sentence_scores.get(s, 0.0)
                 + wl * overlap
-                + wp * max(hit.score, 0.0) / max(best_passage, 1e-6)
+                + wp * max(fused(hit), 0.0) / max(best_passage, 1e-6)
                 + wk * kind_bonus
             )
             scored.append((score, s, rank))
@@ -152,7 +152,7 @@ def choose(
         sentence=s,
         rank=rank,
         cosine=retrieval.sentence_scores.get(s, 0.0),
-        passage_score=top[0].score,
+        passage_score=fused(top[0]),  # the fused score whatever mode ranked it
         coverage=coverage if weights else 0.0,
         sentence_coverage=sum(w for t, w in weights.items() if t in best_terms) / total,
         rarest_missing=max((w for t, w in weights.items() if t not in passage_terms), default=0.0),

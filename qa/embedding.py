@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
@@ -119,6 +120,7 @@ class SentenceTransformerEmbedder:
     ) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        _threads_for(len(texts))
         vectors = self.model.encode(
             list(texts),
             batch_size=batch_size,
@@ -127,6 +129,19 @@ class SentenceTransformerEmbedder:
             show_progress_bar=progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _threads_for(n_texts: int) -> None:
+    """One torch thread for a question, every core for a batch.
+
+    A single short query gains nothing from intra-op threads, and on a busy machine their
+    spin-waiting made one query embedding 20x slower (bench/RESULTS.md, "Threads").
+    """
+    import torch
+
+    wanted = 1 if n_texts < 8 else max(1, os.cpu_count() or 1)
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
 
 
 def _weights_fingerprint(path: str, model: Any) -> str:

@@ -83,7 +83,7 @@ def retrieve(
     elif mode == "bm25":
         score = bm25 + 1e-3 * dense  # dense only breaks ties among equal (often zero) BM25
     else:
-        wd, ws, wb = HYBRID_WEIGHTS
+        wd, ws, wb = HYBRID_WEIGHTS  # the same formula as fused(), on whole arrays
         score = wd * dense + ws * best_sentence + wb * bm25_norm
     order = np.argsort(-score, kind="stable")
     ranked = [
@@ -98,6 +98,12 @@ def retrieve(
         for i in order
     ]
     return Retrieval(ranked, sentence_scores)
+
+
+def fused(hit: Ranked) -> float:
+    """The hybrid score of a ranked chunk, whatever mode ranked it."""
+    wd, ws, wb = HYBRID_WEIGHTS
+    return wd * hit.dense + ws * hit.sentence + wb * hit.bm25_norm
 
 
 def _bm25_scores(data: IndexData, query_terms: Sequence[str]) -> np.ndarray | None:
