@@ -24,11 +24,10 @@ MAX_GROWTH_PER_REQUEST_KB = 100
 
 
 def test_ten_users_for_ten_seconds_all_get_answers(article_kb, tmp_path):
-    with server(article_kb.folder, tmp_path, USERS) as (base, pid):
-        # Its own thread: Playwright's sync API (the browser tests' session fixture) leaves an
-        # event loop running on this one, and asyncio.run() refuses to nest inside it.
-        with ThreadPoolExecutor(1) as worker:
-            report = worker.submit(asyncio.run, load(base, pid, USERS, SECONDS)).result()
+    # The load runs in its own thread: Playwright's sync API (the browser tests' session
+    # fixture) leaves an event loop running on this one, and asyncio.run() refuses to nest.
+    with server(article_kb.folder, tmp_path, USERS) as (base, pid), ThreadPoolExecutor(1) as pool:
+        report = pool.submit(asyncio.run, load(base, pid, USERS, SECONDS)).result()
 
     assert report.failed == [], [o.detail for o in report.failed[:5]]
     assert report.refused == [], [o.detail for o in report.refused[:5]]
