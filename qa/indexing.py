@@ -190,19 +190,41 @@ def _vectors(
             todo_chunks.extend(c_rows)
             todo_sentences.extend(s_rows)
     embedded = len(documents) - reused
-    if todo_chunks:
-        chunk_texts = [chunks[i].text for i in todo_chunks]
+    if todo_sentences:
         sentence_texts = [
             texts[chunks[sentences[i].chunk].doc_id][sentences[i].start : sentences[i].end]
             for i in todo_sentences
         ]
         # Overlapping chunks repeat a sentence: embed each distinct text once.
-        unique = list(dict.fromkeys(chunk_texts + sentence_texts))
+        unique = list(dict.fromkeys(sentence_texts))
         vectors = _encode(embedder, unique, settings.batch_size, progress)
         row = {text: i for i, text in enumerate(unique)}
-        chunk_vectors[todo_chunks] = vectors[[row[t] for t in chunk_texts]]
         sentence_vectors[todo_sentences] = vectors[[row[t] for t in sentence_texts]]
+        chunk_vectors[todo_chunks] = _mean_vectors(
+            sentence_vectors[todo_sentences],
+            np.array([len(t) for t in sentence_texts], dtype=np.float32),
+            [sentences[i].chunk for i in todo_sentences],
+            todo_chunks,
+        )
     return chunk_vectors, sentence_vectors, embedded, reused
+
+
+def _mean_vectors(
+    vectors: np.ndarray, weights: np.ndarray, groups: Sequence[int], keys: Sequence[int]
+) -> np.ndarray:
+    """Per key, the unit-length weighted mean of the vectors whose group is that key.
+
+    A chunk's vector is the mean of its sentences' vectors, weighted by their length (as
+    MiniLM's mean pooling weighs every token alike), rather than a second forward pass over the
+    chunk's text: that pass doubled the build's model time and, measured on the shared SQuAD
+    articles, bought 0.005 hit@1 (README, "Measured").
+    """
+    position = {key: i for i, key in enumerate(keys)}
+    sums = np.zeros((len(keys), vectors.shape[1]), dtype=np.float32)
+    rows = np.fromiter((position[g] for g in groups), dtype=np.int64, count=len(groups))
+    np.add.at(sums, rows, vectors * weights[:, None])
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return sums / np.where(norms > 0, norms, 1.0)
 
 
 def _encode(embedder: Embedder, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:

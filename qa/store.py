@@ -27,7 +27,7 @@ import numpy as np
 from qa.types import Chunk, Document, Sentence
 
 FORMAT = "qa-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: chunk vectors are the mean of their sentence vectors
 MANIFEST = "manifest.json"
 LOCK = ".qa-index.lock"
 DATA_PREFIXES = (

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qa import store
 from qa.chunking import chunk_documents
 from qa.evaluate import load_squad
 from qa.indexing import chunk_budget
@@ -109,6 +110,21 @@ def test_build_save_load_gives_the_same_answers(tmp_path):
         a, b = built.ask(question).to_dict(), loaded.ask(question).to_dict()
         a.pop("timings_ms"), b.pop("timings_ms")
         assert a == b
+
+
+def test_chunk_vectors_are_the_length_weighted_mean_of_their_sentence_vectors(tmp_path):
+    embedder = FakeEmbedder()
+    kb = KnowledgeBase.build([ARTICLE], tmp_path / "kb", embedder=embedder)
+    data = kb.data
+    chunk_vectors = store.all_vectors(data.chunk_index)
+    sentence_vectors = store.all_vectors(data.sentence_index)
+    text = kb.documents[0].text
+    sentence_texts = [text[s.start : s.end] for s in data.sentences]
+    np.testing.assert_allclose(sentence_vectors, embedder.encode(sentence_texts), atol=1e-6)
+    for c in range(len(data.chunks)):
+        rows = [i for i, s in enumerate(data.sentences) if s.chunk == c]
+        mean = sum(len(sentence_texts[i]) * sentence_vectors[i] for i in rows)
+        np.testing.assert_allclose(chunk_vectors[c], mean / np.linalg.norm(mean), atol=1e-5)
 
 
 def test_txt_documents_keep_the_file_text_exactly(tmp_path):
