@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", help="write one JSON line per question to this file")
     evaluate.add_argument("--plot", help="draw score distributions and hit@k to this PNG")
     evaluate.add_argument("--floors", help="JSON of minimum figures; exit 1 if one is missed")
+    evaluate.add_argument(
+        "--approximate",
+        action="store_true",
+        help="search with the approximate (HNSW) index at any size, to see what it costs",
+    )
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_eval)
 
@@ -133,6 +138,8 @@ def _eval(args: argparse.Namespace) -> int:
         raise SettingsError(f"no such file: {args.file}")
     floors = json.loads(Path(args.floors).read_text()) if args.floors else None
     settings = Settings.from_env()  # --retrieval here names modes to compare, not one setting
+    if args.approximate:
+        settings = settings.with_overrides(approximate_above=1)
     try:
         results = evaluate.run(args.file, settings, modes=modes, progress=not args.quiet)
     except (ValueError, KeyError, TypeError) as error:
@@ -141,7 +148,8 @@ def _eval(args: argparse.Namespace) -> int:
         print(json.dumps({mode: report for mode, (report, _) in results.items()}, indent=2))
     else:
         for mode, (report, _) in results.items():
-            print(f"\nretrieval: {mode}\n{evaluate.table(report)}")
+            search = "approximate (HNSW)" if args.approximate else "exact"
+            print(f"\nretrieval: {mode}, {search} search\n{evaluate.table(report)}")
     main_mode = "hybrid" if "hybrid" in results else modes[0]
     if args.out:
         evaluate.write_outcomes(results[main_mode][1], args.out)
