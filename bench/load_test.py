@@ -6,7 +6,7 @@ S-400 article: a question, then follow-ups that carry the history. Reported: fai
 (the check is that there are none), requests refused by the guards (429/503, counted apart),
 p50/p95/p99 latency, throughput, and the server's RSS at start, peak and end.
 
-    python bench/load_test.py                      # 50 users x 60 s, writes bench/LOAD.md
+    python bench/load_test.py                      # 50 users x 60 s, into bench/RESULTS.md
     python bench/load_test.py --users 10 --seconds 10 --out -
 
 The server runs as its own process (so its memory is its own), with the rate limit off and
@@ -40,7 +40,8 @@ import psutil
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DOCS = REPO / "index" / "docs"
-LOAD_MD = HERE / "LOAD.md"
+RESULTS = HERE / "RESULTS.md"
+MARKER = "<!-- load test -->"  # bench.py writes above it and keeps what follows
 
 # Conversations about the article: a question, then follow-ups that lean on it. The last is
 # off-topic on purpose (the answer is a decline, which is a success).
@@ -381,13 +382,23 @@ def soak_markdown(first: Report, rounds: list[Report]) -> str:
     return "\n".join([*lines, ""])
 
 
+def write_section(path: Path, text: str) -> None:
+    """Replace what follows the load-test marker of a results file; write any other file whole."""
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if MARKER in old:
+        text = old.split(MARKER, 1)[0] + MARKER + "\n" + text
+    path.write_text(text, encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--think", type=float, default=0.0, help="mean pause between questions")
     parser.add_argument("--index", help="knowledge base to serve (default: build the article's)")
-    parser.add_argument("--out", default=str(LOAD_MD), help="markdown file, or - for stdout")
+    parser.add_argument(
+        "--out", default=str(RESULTS), help="markdown file (default: bench/RESULTS.md), or -"
+    )
     parser.add_argument(
         "--soak",
         type=int,
@@ -417,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out == "-":
         print(text)
     else:
-        Path(args.out).write_text(text)
+        write_section(Path(args.out), text)
         print(text)
     return 1 if report.failed or any(r.failed for r in soak) else 0
 
