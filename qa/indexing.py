@@ -228,16 +228,22 @@ def _mean_vectors(
 
 
 def _encode(embedder: Embedder, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
-    """Embed in slices so one progress bar can cover the whole build."""
+    """Embed in slices so one progress bar can cover the whole build.
+
+    Texts go to the model longest first, so each batch holds texts of like length and pads
+    little (the model sorts only within one call, and a slice is one call).
+    """
     from tqdm import tqdm
 
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     step = max(batch_size * 8, 256)
-    parts = []
     with tqdm(total=len(texts), desc="embedding", unit="text", disable=not progress) as bar:
-        for i in range(0, len(texts), step):
-            parts.append(embedder.encode(texts[i : i + step], batch_size=batch_size))
-            bar.update(len(texts[i : i + step]))
-    return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
+        for i in range(0, len(order), step):
+            rows = order[i : i + step]
+            vectors[rows] = embedder.encode([texts[r] for r in rows], batch_size=batch_size)
+            bar.update(len(rows))
+    return vectors
 
 
 def _rows_by_document(

