@@ -46,8 +46,9 @@ class Settings:
     # Embedding batch size at index time. Sentences are short: on 2 cores, batches of 16 embedded
     # them 7% faster than 32 and 28% faster than 64 (padding and cache misses grow with size).
     batch_size: int = 16
-    # Above this many vectors the store uses an approximate FAISS index (HNSW).
-    approximate_above: int = 200_000
+    # Above this many vectors an index is approximate (HNSW): two exact scans of 200k vectors
+    # took 57 ms a question on 2 cores, of 100k 27 ms (bench/RESULTS.md).
+    approximate_above: int = 100_000
 
     def __post_init__(self) -> None:
         positive = (

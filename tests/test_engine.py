@@ -99,6 +99,14 @@ def test_approximate_index_above_threshold_finds_the_vectors_themselves():
     assert (ids[:, 0] == np.arange(100)).mean() >= 0.95
 
 
+def test_a_loaded_approximate_index_searches_with_the_stores_beam(tmp_path):
+    KnowledgeBase.build([ARTICLE], tmp_path / "kb", embedder=FakeEmbedder(), approximate_above=1)
+    data = store.load(tmp_path / "kb")
+    for index in (data.chunk_index, data.sentence_index):
+        assert type(index).__name__ == "IndexHNSWFlat"
+        assert index.hnsw.efSearch == store.HNSW_EF_SEARCH
+
+
 def test_build_save_load_gives_the_same_answers(tmp_path):
     embedder = FakeEmbedder()
     docs = tmp_path / "docs"
