@@ -86,7 +86,7 @@ def rebuild_hint(manifest: dict[str, Any] | None, folder: Path) -> str:
 
 # HNSW graph degree, build beam and search beam. bench/RESULTS.md measured the search beam: at
 # 100k MiniLM-like vectors, efSearch 512 kept the exact first hit 95-100% of the time where 128
-# lost up to 27%, for 1.7 ms a search instead of 0.5 (at 1M, 6.5 ms instead of 1.8).
+# lost up to 27%, for 1.7 ms a search instead of 0.5 (at 1M, 6 ms instead of 1.7).
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 512
