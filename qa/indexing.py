@@ -110,6 +110,7 @@ def build_index(
             bm25=bm25,
             manifest=manifest,
             approximate_above=settings.approximate_above,
+            progress=progress,
         )
     return BuildReport(
         folder,
