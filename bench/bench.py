@@ -29,11 +29,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-DATA = REPO.parent / "shared" / "data"
-if not DATA.exists():
-    DATA = Path("/work/shared/data")
-ARTICLE = DATA / "turkey-s400-article.txt"
-SQUAD = DATA / "squad2-dev-3-articles.json"
+ARTICLE = REPO / "index" / "docs" / "turkey-s400-article.txt"
+SQUAD = REPO / "tests" / "data" / "squad2-dev-3-articles.json"
 RESULTS = HERE / "RESULTS.md"
 PLOT = HERE / "latency_vs_size.png"
 MARKER = "<!-- load test -->"
@@ -199,7 +196,7 @@ def write_squad_docs(folder: Path, articles: list[dict[str, Any]]) -> Path:
 
 def bench_build(embedder: Any, tmp: Path, quick: bool) -> dict[str, Any]:
     """KnowledgeBase.build on the SQuAD articles against raw model.encode of its chunk texts."""
-    from qa.kb import KnowledgeBase
+    from qa.knowledge import KnowledgeBase
     from qa.settings import Settings
 
     articles = squad_articles()[:1] if quick else squad_articles()
@@ -246,8 +243,8 @@ def bench_build(embedder: Any, tmp: Path, quick: bool) -> dict[str, Any]:
 def build_stages(embedder: Any, docs: Path, out: Path, settings: Any) -> dict[str, Any]:
     """The build's stages, run one by one on the same input, to see where the time goes."""
     from qa import chunking, store
-    from qa.documents import load_documents
-    from qa.indexing import _vectors, build_bm25, chunk_budget
+    from qa.indexing.documents import load_documents
+    from qa.indexing.build import _vectors, build_bm25, chunk_budget
 
     stages: dict[str, float] = {}
     tokenizer = {"s": 0.0, "calls": 0, "texts": 0}
@@ -574,7 +571,7 @@ def memory_worker(kind: str, index: str, questions_file: str) -> dict[str, Any]:
         for q in questions:
             model.encode([q], normalize_embeddings=True)
     else:
-        from qa.kb import KnowledgeBase
+        from qa.knowledge import KnowledgeBase
 
         kb = KnowledgeBase.load(None if index == "default" else index)
         loaded = process.memory_info().rss
@@ -640,9 +637,9 @@ def scale_worker(
     import psutil
 
     from qa import lexical
-    from qa.retrieval import retrieve
+    from qa.asking.retrieval import retrieve
     from qa.settings import Settings
-    from qa.store import IndexData, build_faiss, faiss_kind
+    from qa.stores.embedded import IndexData, build_faiss, faiss_kind
     from qa.types import Chunk, Document, Sentence
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -794,7 +791,7 @@ def hnsw_recall(rng: Any, stored: Any, hnsw: Any, flat: Any, n_queries: int) -> 
                     times.append((time.perf_counter() - began) * 1000)
                 latency[str(ef)] = pct(times, 50)
         rows.append(row)
-    from qa.store import HNSW_EF_SEARCH
+    from qa.stores.embedded import HNSW_EF_SEARCH
 
     hnsw.hnsw.efSearch = HNSW_EF_SEARCH
     return {"rows": rows, "search_p50_by_ef": latency}
@@ -906,7 +903,7 @@ def fmt_size(n: int) -> str:
 
 
 def report(r: dict[str, Any], quick: bool) -> str:
-    from qa.store import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
+    from qa.stores.embedded import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
 
     m = r["machine"]
     libs = ", ".join(f"{k} {v}" for k, v in m["libraries"].items())
@@ -1156,7 +1153,7 @@ def report(r: dict[str, Any], quick: bool) -> str:
 
 
 def findings(r: dict[str, Any]) -> list[str]:
-    from qa.store import HNSW_EF_SEARCH
+    from qa.stores.embedded import HNSW_EF_SEARCH
 
     """The few sentences a reader needs, computed from this run's numbers."""
     ask, build, cold, t = r["ask"], r["build"], r["cold"], r["threads"]
@@ -1223,7 +1220,7 @@ def run(quick: bool, sizes: list[int] | None) -> None:
     results: dict[str, Any] = {"machine": machine(), "command": " ".join(sys.argv[1:])}
     log(f"machine: {results['machine']['cpu']}, load {loadavg()}")
 
-    from qa.kb import KnowledgeBase
+    from qa.knowledge import KnowledgeBase
     from qa.settings import Settings
 
     default_kb = KnowledgeBase.load()  # builds the default index if it is missing
@@ -1290,7 +1287,7 @@ def run(quick: bool, sizes: list[int] | None) -> None:
         results["memory"] = bench_memory(memory_qs, None if quick else squad_kb.folder, tmp)
         import numpy as np
 
-        from qa.store import all_vectors
+        from qa.stores.embedded import all_vectors
 
         real_vectors = Path(tempfile.gettempdir()) / "qa-bench-minilm-vectors.npy"
         np.save(

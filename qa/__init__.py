@@ -11,19 +11,19 @@ __all__ = ["Answer", "KnowledgeBase", "Passage", "QuestionError", "Settings", "S
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from qa.kb import KnowledgeBase
-    from qa.question import QuestionError
+    from qa.asking.question import QuestionError
+    from qa.knowledge import KnowledgeBase
     from qa.settings import Settings
-    from qa.store import StoreError
+    from qa.stores.base import StoreError
     from qa.types import Answer, Passage
 
 _HOMES = {
-    "KnowledgeBase": "qa.kb",
+    "KnowledgeBase": "qa.knowledge",
     "Answer": "qa.types",
     "Passage": "qa.types",
-    "QuestionError": "qa.question",
+    "QuestionError": "qa.asking.question",
     "Settings": "qa.settings",
-    "StoreError": "qa.store",
+    "StoreError": "qa.stores.base",
 }
 
 

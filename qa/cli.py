@@ -39,9 +39,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    index = commands.add_parser("index", help="build a knowledge base from files and folders")
+    index = commands.add_parser(
+        "index", help="make a knowledge base hold exactly the documents under PATHs"
+    )
     index.add_argument("paths", nargs="+", help=".txt, .md, .html, .pdf files or folders")
-    index.add_argument("--out", required=True, help="folder to write the knowledge base to")
+    index.add_argument("--out", help="folder of the embedded knowledge base to write")
+    _store_flag(index)
+    index.add_argument(
+        "--keep-missing",
+        action="store_true",
+        help="only add and update: keep documents that are no longer under the PATHs",
+    )
+    index.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="replace a knowledge base built with another model, chunking or format",
+    )
     index.add_argument("--model", help="sentence-transformers model name or local folder")
     index.add_argument("--chunk-tokens", type=int, help="most tokens in a chunk (default 254)")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -50,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="ask a question")
     ask.add_argument("question")
     ask.add_argument("--index", help="knowledge base folder (default: the S-400 article)")
+    _store_flag(ask)
     ask.add_argument("--json", action="store_true", help="print the answer as JSON")
     ask.add_argument("--top-k", type=int, help="passages to show (default 3)")
     ask.add_argument("--retrieval", choices=RETRIEVAL_MODES, help="ranking signals")
@@ -75,14 +89,48 @@ def _parser() -> argparse.ArgumentParser:
         help="search with the approximate (HNSW) index at any size, to see what it costs",
     )
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    _store_flag(evaluate, "a PostgreSQL database to run in (one schema per article, dropped)")
     evaluate.set_defaults(run=_eval)
 
     serve = commands.add_parser("serve", help="run the web app (chat, wiki embed, REST API)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1, env QA_HOST)")
     serve.add_argument("--port", type=int, help="port (default 7860, env QA_PORT)")
     serve.add_argument("--index", help="knowledge base folder (default: the S-400 article)")
+    _store_flag(serve)
     serve.set_defaults(run=_serve)
     return parser
+
+
+def _store_flag(parser: argparse.ArgumentParser, text: str = "") -> None:
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help=text
+        or "a PostgreSQL knowledge base: postgresql://user:pw@host/db[?schema=NAME] (env QA_STORE)",
+    )
+
+
+def store_spec(args: argparse.Namespace, folder_flag: str | None) -> str | None:
+    """The knowledge base a command names: --store URL, the folder flag, QA_STORE, or None."""
+    import os
+
+    from qa.stores import is_url
+
+    url = args.store or None
+    folder = getattr(args, folder_flag.lstrip("-"), None) if folder_flag else None
+    if url and folder:
+        raise SettingsError(f"give either --store or {folder_flag}, not both")
+    if url and not is_url(url):
+        raise SettingsError(
+            f"--store ({url!r}) takes a postgresql:// URL"
+            + (f"; name a folder with {folder_flag}" if folder_flag else "")
+        )
+    if url or folder:
+        return str(url or folder)
+    env = os.environ.get("QA_STORE", "").strip()
+    if env and not is_url(env):
+        raise SettingsError(f"QA_STORE ({env!r}) must be a postgresql:// URL")
+    return env or None
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -95,10 +143,18 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from qa.kb import KnowledgeBase
+    from qa.knowledge import KnowledgeBase
 
+    out = store_spec(args, "--out")
+    if out is None:
+        raise SettingsError("say where to write: --out FOLDER or --store postgresql://...")
     kb = KnowledgeBase.build(
-        args.paths, args.out, settings=_settings(args), progress=not args.quiet
+        args.paths,
+        out,
+        settings=_settings(args),
+        progress=not args.quiet,
+        keep_missing=args.keep_missing,
+        rebuild=args.rebuild,
     )
     assert kb.last_build is not None
     print(kb.last_build.summary())
@@ -106,7 +162,7 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    from qa.kb import KnowledgeBase
+    from qa.knowledge import KnowledgeBase
 
     history = None
     if args.history:
@@ -114,7 +170,7 @@ def _ask(args: argparse.Namespace) -> int:
             history = json.loads(args.history)
         except ValueError as error:
             raise SettingsError(f"--history is not valid JSON ({error})") from None
-    kb = KnowledgeBase.load(args.index, settings=_settings(args))
+    kb = KnowledgeBase.load(store_spec(args, "--index"), settings=_settings(args))
     result = kb.ask(args.question, history)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
@@ -126,7 +182,7 @@ def _ask(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from qa import evaluate
+    from qa.eval import evaluate
 
     modes = RETRIEVAL_MODES if args.retrieval == "all" else tuple(args.retrieval.split(","))
     for mode in modes:
@@ -141,7 +197,13 @@ def _eval(args: argparse.Namespace) -> int:
     if args.approximate:
         settings = settings.with_overrides(approximate_above=1)
     try:
-        results = evaluate.run(args.file, settings, modes=modes, progress=not args.quiet)
+        results = evaluate.run(
+            args.file,
+            settings,
+            modes=modes,
+            progress=not args.quiet,
+            store=store_spec(args, None),
+        )
     except (ValueError, KeyError, TypeError) as error:
         raise SettingsError(f"{args.file} is not usable SQuAD v2.0 JSON ({error})") from None
     if args.json:
@@ -154,7 +216,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.out:
         evaluate.write_outcomes(results[main_mode][1], args.out)
     if args.plot:
-        from qa.evalplot import plot
+        from qa.eval.plot import plot
 
         plot({m: o for m, (_, o) in results.items()}, settings.abstain_threshold, args.plot)
     if floors:
@@ -168,10 +230,9 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from qa.web import serve
+    from qa.serve.web import serve
 
-    serve(host=args.host, port=args.port, index=args.index)
-    return 0
+    return serve(host=args.host, port=args.port, index=store_spec(args, "--index"))
 
 
 def format_answer(result: Answer, width: int = 100) -> str:

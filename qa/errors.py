@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from qa.documents import DocumentError
+from qa.asking.question import QuestionError
 from qa.embedding import EmbeddingError
-from qa.indexing import NoDocumentsError
-from qa.question import QuestionError
+from qa.indexing.build import NoDocumentsError
+from qa.indexing.documents import DocumentError
 from qa.settings import SettingsError
-from qa.store import StoreError
+from qa.stores.base import StoreError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     DocumentError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,9 @@ class Settings:
     # Above this many vectors an index is approximate (HNSW): two exact scans of 200k vectors
     # took 57 ms a question on 2 cores, of 100k 27 ms (bench/RESULTS.md).
     approximate_above: int = 100_000
+    # Which fields were set explicitly (environment, flags, overrides) rather than defaulted:
+    # an explicitly chosen model or chunking must match a store, a defaulted one follows it.
+    configured: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         positive = (
@@ -84,10 +87,12 @@ class Settings:
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given fields replaced; None values are ignored."""
-        unknown = set(overrides) - {f.name for f in fields(self)}
+        names = {f.name for f in fields(self)} - {"configured"}
+        unknown = set(overrides) - names
         if unknown:
             raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(self, **given, configured=self.configured | frozenset(given))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -95,6 +100,8 @@ class Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
+            if f.name == "configured":
+                continue
             raw = environ.get(f"QA_{f.name.upper()}")
             if raw is None:
                 continue
@@ -105,7 +112,7 @@ class Settings:
                 raise SettingsError(
                     f"QA_{f.name.upper()} ({raw!r}) must be a {kind.__name__}"
                 ) from None
-        return cls(**values)
+        return cls(**values, configured=frozenset(values))
 
     def index_params(self) -> dict[str, Any]:
         """The settings an index is built with: changing one means rebuilding."""

@@ -8,26 +8,52 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Document:
-    id: str  # stable id: the path relative to the folder it was found under
+    id: str  # stable id from the source: the path relative to what was indexed, or a page URL
     title: str
-    source: str  # the file it came from
+    source: str  # what a reader is shown as the origin: a relative path, never a server path
     text: str  # for .txt, the file's decoded text exactly, so offsets point into the file
+    url: str | None = None  # where a reader can open it (a wiki page), when known
+    revision: str | None = None  # the source's own revision id, when it has one
+    groups: tuple[str, ...] = ()  # access groups allowed to read it; empty = everyone
 
 
 @dataclass(frozen=True)
-class Sentence:
-    chunk: int  # index of the chunk it belongs to
-    start: int  # [start, end) offsets into the document's text
-    end: int
+class DocumentInfo:
+    """A stored document's metadata, without its text: what a citation needs."""
+
+    id: str
+    title: str
+    source: str
+    url: str | None
+    revision: str | None
+    groups: tuple[str, ...]
+    sha256: str  # hash of the text the chunks were cut from
+    indexed_at: str  # ISO time the document was (re)embedded
 
 
 @dataclass(frozen=True)
 class Chunk:
-    id: str
+    id: str  # "<doc_id>::<ordinal>": stable across builds, loads and stores
     doc_id: str
     text: str
     start: int  # [start, end) offsets into the document's text
     end: int
+
+
+@dataclass(frozen=True)
+class Sentence:
+    id: str  # "<chunk_id>.<ordinal>"
+    chunk_id: str
+    start: int  # [start, end) offsets into the document's text
+    end: int
+
+
+def chunk_id(doc_id: str, ordinal: int) -> str:
+    return f"{doc_id}::{ordinal}"
+
+
+def sentence_id(chunk: str, ordinal: int) -> str:
+    return f"{chunk}.{ordinal}"
 
 
 @dataclass(frozen=True)
@@ -39,6 +65,7 @@ class Passage:
     # Answer spans as [start, end) offsets inside chunk.text.
     highlights: tuple[tuple[int, int], ...] = ()
     signals: dict[str, float] = field(default_factory=dict)  # per-signal scores, for eval
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,8 +90,10 @@ class Answer:
                 {
                     "rank": rank,
                     "doc_id": p.chunk.doc_id,
+                    "chunk_id": p.chunk.id,
                     "title": p.title,
                     "source": p.source,
+                    "url": p.url,
                     "start": p.chunk.start,
                     "end": p.chunk.end,
                     "text": p.chunk.text,

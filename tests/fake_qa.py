@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import sys
 
-import qa.kb
+import qa.knowledge
 from qa.cli import main
 from tests.fakes import FakeEmbedder
 
 if __name__ == "__main__":
-    qa.kb.get_embedder = lambda model="": FakeEmbedder()  # type: ignore[assignment]
+    qa.knowledge.get_embedder = lambda model="": FakeEmbedder()  # type: ignore[assignment]
     sys.exit(main())

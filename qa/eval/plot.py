@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from qa.evaluate import Outcome, hit_at_k
+from qa.eval.evaluate import Outcome, hit_at_k
 
 
 def plot(

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa import lexical
-from qa.retrieval import Retrieval, fused, idf
-from qa.store import IndexData
+from qa.asking.retrieval import Retrieval
+from qa.stores.base import Store
 
 DECLINE = "The documents do not say."
 
@@ -78,8 +78,8 @@ def has_kind(text: str, kind: str | None) -> bool:
 class Evidence:
     """The best sentence found and the signals the abstention model reads."""
 
-    sentence: int  # index into IndexData.sentences
     rank: int  # 0-based rank of the passage that holds it
+    sentence: int  # its position among that passage's sentences
     cosine: float  # the sentence's cosine with the question
     passage_score: float  # the fused (hybrid) score of the first passage
     coverage: float  # IDF-weighted share of question terms found in the first passage
@@ -110,12 +110,12 @@ class Evidence:
 @dataclass(frozen=True)
 class Choice:
     evidence: Evidence | None
-    sentences: list[tuple[int, int]]  # (sentence index, passage rank) of the answer, in order
+    sentences: list[tuple[int, int]]  # (passage rank, sentence position) of the answer, in order
     confidence: float
 
 
 def choose(
-    data: IndexData,
+    store: Store,
     retrieval: Retrieval,
     question: str,
     query_terms: Sequence[str],
@@ -125,60 +125,61 @@ def choose(
     top = retrieval.ranked[:top_k]
     if not top:
         return Choice(None, [], 0.0)
-    weights = {t: idf(data, t) for t in set(query_terms)}
+    weights = store.idf(set(query_terms))
     total = sum(weights.values()) or 1.0
     kind = question_kind(question)
-    best_passage = fused(top[0]) or 1.0
+    best_passage = top[0].fused or 1.0
     wc, wl, wp, wk = SENTENCE_WEIGHTS
     scored: list[tuple[float, int, int]] = []
     for rank, hit in enumerate(top):
-        a, b = int(data.first_sentence[hit.chunk]), int(data.first_sentence[hit.chunk + 1])
-        for s in range(a, b):
-            sentence_terms = set(lexical.terms(sentence_text(data, s)))
+        for n, cosine in enumerate(hit.chunk.sentence_cosines):
+            text = hit.chunk.sentence_text(n)
+            sentence_terms = set(lexical.terms(text))
             overlap = sum(w for t, w in weights.items() if t in sentence_terms) / total
-            kind_bonus = 1.0 if kind and has_kind(sentence_text(data, s), kind) else 0.0
+            kind_bonus = 1.0 if kind and has_kind(text, kind) else 0.0
             score = (
-                wc * retrieval.sentence_scores.get(s, 0.0)
+                wc * cosine
                 + wl * overlap
-                + wp * max(fused(hit), 0.0) / max(best_passage, 1e-6)
+                + wp * max(hit.fused, 0.0) / max(best_passage, 1e-6)
                 + wk * kind_bonus
             )
-            scored.append((score, s, rank))
-    score, s, rank = max(scored)
-    passage_terms = set(lexical.terms(data.chunks[top[0].chunk].text))
+            scored.append((score, -rank, -n))
+    if not scored:
+        return Choice(None, [], 0.0)
+    _, neg_rank, neg_n = max(scored)
+    rank, n = -neg_rank, -neg_n
+    best = top[rank].chunk
+    passage_terms = set(lexical.terms(top[0].chunk.chunk.text))
     coverage = sum(w for t, w in weights.items() if t in passage_terms) / total
-    best_terms = set(lexical.terms(sentence_text(data, s)))
+    best_terms = set(lexical.terms(best.sentence_text(n)))
     evidence = Evidence(
-        sentence=s,
         rank=rank,
-        cosine=retrieval.sentence_scores.get(s, 0.0),
-        passage_score=fused(top[0]),  # the fused score whatever mode ranked it
+        sentence=n,
+        cosine=best.sentence_cosines[n],
+        passage_score=top[0].fused,  # the fused score whatever mode ranked it
         coverage=coverage if weights else 0.0,
         sentence_coverage=sum(w for t, w in weights.items() if t in best_terms) / total,
         rarest_missing=max((w for t, w in weights.items() if t not in passage_terms), default=0.0),
-        kind_match=1.0 if kind is None or has_kind(sentence_text(data, s), kind) else 0.0,
+        kind_match=1.0 if kind is None or has_kind(best.sentence_text(n), kind) else 0.0,
     )
-    return Choice(evidence, [(s, rank)], evidence.confidence())
+    return Choice(evidence, [(rank, n)], evidence.confidence())
 
 
-def sentence_text(data: IndexData, s: int) -> str:
-    sentence = data.sentences[s]
-    chunk = data.chunks[sentence.chunk]
-    return chunk.text[sentence.start - chunk.start : sentence.end - chunk.start]
-
-
-def answer_text(data: IndexData, choice: Choice) -> str:
+def answer_text(retrieval: Retrieval, choice: Choice) -> str:
     """The chosen sentences, each followed by the marker of the passage it came from."""
-    return " ".join(f"{sentence_text(data, s)} [{rank + 1}]" for s, rank in choice.sentences)
+    return " ".join(
+        f"{retrieval.ranked[rank].chunk.sentence_text(n)} [{rank + 1}]"
+        for rank, n in choice.sentences
+    )
 
 
-def highlights(data: IndexData, chunk: int, choice: Choice) -> tuple[tuple[int, int], ...]:
-    """Spans of the answer sentences inside a chunk's text (an overlapping chunk shares them)."""
-    c = data.chunks[chunk]
+def highlights(retrieval: Retrieval, passage: int, choice: Choice) -> tuple[tuple[int, int], ...]:
+    """Spans of the answer sentences inside a passage's text (an overlapping chunk shares them)."""
+    c = retrieval.ranked[passage].chunk.chunk
     spans = []
-    for s, _ in choice.sentences:
-        sentence = data.sentences[s]
-        owner = data.chunks[sentence.chunk]
+    for rank, n in choice.sentences:
+        sentence = retrieval.ranked[rank].chunk.sentences[n]
+        owner = retrieval.ranked[rank].chunk.chunk
         if owner.doc_id == c.doc_id and c.start <= sentence.start and sentence.end <= c.end:
             spans.append((sentence.start - c.start, sentence.end - c.start))
     return tuple(sorted(set(spans)))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qa.embedding import Embedder
-from qa.kb import KnowledgeBase
+from qa.knowledge import KnowledgeBase
 
 log = logging.getLogger("qa")
 
@@ -48,10 +48,12 @@ class LiveKnowledgeBase:
     def of(cls, kb: KnowledgeBase, loader: Loader | None = None) -> LiveKnowledgeBase:
         """An already opened knowledge base; reloads reopen its folder unless given a loader."""
         settings = kb.settings
-        folder = kb.folder
+        location = kb.location
         live = cls(
             loader
-            or (lambda embedder: KnowledgeBase.load(folder, settings=settings, embedder=embedder)),
+            or (
+                lambda embedder: KnowledgeBase.load(location, settings=settings, embedder=embedder)
+            ),
             warm_up=False,
         )
         live._loaded = Loaded(kb, time.time(), 0.0)
@@ -61,7 +63,7 @@ class LiveKnowledgeBase:
         loaded = self._loaded  # one read of one reference: the swap is atomic
         if loaded is None:
             raise NotReadyError(
-                f"the knowledge base failed to load ({self._error})"
+                "the knowledge base could not be opened; the server log says why"
                 if self._error
                 else "the knowledge base is still loading; try again in a moment"
             )
@@ -99,19 +101,21 @@ class LiveKnowledgeBase:
         return thread
 
     def status(self) -> dict[str, Any]:
-        """What /healthz reports."""
+        """What /healthz reports: never a server path or an error's text (those go to the log)."""
         loaded = self._loaded
         if loaded is None:
-            return {"loaded": False, "error": self._error}
+            return {"loaded": False, "failed": self._error is not None}
         kb = loaded.kb
+        counts = kb.store.counts()
         return {
             "loaded": True,
-            "documents": len(kb.documents),
-            "chunks": len(kb.data.chunks),
+            "failed": False,
+            "documents": counts["documents"],
+            "chunks": counts["chunks"],
             "model": kb.embedder.model_id,
             "loaded_at": round(loaded.at, 3),
             "load_ms": round(loaded.took_ms, 1),
             "reloads": self.reloads,
             "reloading": self._reload_lock.locked(),
-            "error": self._error,
+            "last_reload_failed": self._error is not None,
         }

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from qa.types import Chunk, Document, Sentence
+from qa.types import Chunk, Document, Sentence, chunk_id, sentence_id
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 Span = tuple[int, int]
@@ -119,7 +119,7 @@ def chunk_document(
             start, end = group[0][0], group[-1][1]
             chunks.append(
                 Chunk(
-                    id=f"{document.id}::{len(chunks)}",
+                    id=chunk_id(document.id, len(chunks)),
                     doc_id=document.id,
                     text=text[start:end],
                     start=start,
@@ -136,13 +136,15 @@ def chunk_documents(
     max_tokens: int,
     overlap: int = 1,
 ) -> tuple[list[Chunk], list[Sentence]]:
-    """All chunks of all documents, and every sentence tagged with its chunk's index."""
+    """All chunks of all documents, and every sentence with its chunk's id."""
     chunks: list[Chunk] = []
     sentences: list[Sentence] = []
     for document in documents:
         doc_chunks, doc_sentences = chunk_document(document, count_tokens, max_tokens, overlap)
         for chunk, spans in zip(doc_chunks, doc_sentences, strict=True):
-            sentences.extend(Sentence(len(chunks), a, b) for a, b in spans)
+            sentences.extend(
+                Sentence(sentence_id(chunk.id, n), chunk.id, a, b) for n, (a, b) in enumerate(spans)
+            )
             chunks.append(chunk)
     return chunks, sentences
 

@@ -12,8 +12,8 @@ from typing import Any
 import gradio as gr
 
 from qa.errors import USER_ERRORS
-from qa.live import LiveKnowledgeBase, NotReadyError
-from qa.render import answer_html, documents_html, inert
+from qa.serve.live import LiveKnowledgeBase, NotReadyError
+from qa.serve.render import answer_html, documents_html, inert
 
 TITLE = "Ask the documents"
 # Earlier turns kept per conversation (user + assistant messages); older ones are dropped.

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from qa.embedding import Embedder
-from qa.kb import KnowledgeBase
+from qa.knowledge import KnowledgeBase
 from qa.settings import Settings
+from qa.stores.postgres.schema import schema_of, with_schema
 
 MARKER = re.compile(r"\s*\[\d+\]")
 
@@ -99,13 +100,20 @@ def normalize(text: str) -> str:
 
 
 def build_article(
-    article: Article, folder: Path, embedder: Embedder | None, settings: Settings
+    article: Article,
+    folder: Path,
+    embedder: Embedder | None,
+    settings: Settings,
+    store: str | None = None,
 ) -> KnowledgeBase:
+    """Index one article as its own corpus: in `folder`, or in the database `store` names."""
     docs = folder / "docs"
     docs.mkdir(parents=True, exist_ok=True)
     safe = re.sub(r"[^\w.-]+", "_", article.title) or "article"
     (docs / f"{safe}.txt").write_text(article.text, encoding="utf-8")
-    return KnowledgeBase.build([docs], folder / "index", settings=settings, embedder=embedder)
+    return KnowledgeBase.build(
+        [docs], store or folder / "index", settings=settings, embedder=embedder, rebuild=True
+    )
 
 
 def evaluate_article(kb: KnowledgeBase, article: Article) -> list[Outcome]:
@@ -180,6 +188,7 @@ def run(
     modes: Sequence[str] = ("hybrid",),
     workdir: Path | None = None,
     progress: bool = False,
+    store: str | None = None,
 ) -> dict[str, tuple[dict[str, dict[str, float]], list[Outcome]]]:
     """Evaluate every article of a SQuAD file under each retrieval mode.
 
@@ -201,7 +210,8 @@ def run(
         tqdm(total=total, desc="asking", unit="q", disable=not progress) as bar,
     ):
         for n, article in enumerate(articles):
-            kb = build_article(article, Path(tmp) / str(n), embedder, settings)
+            url = with_schema(store, f"{schema_of(store)}_eval_{n}") if store else None
+            kb = build_article(article, Path(tmp) / str(n), embedder, settings, url)
             embedder = kb.embedder
             base = kb.settings
             for mode in modes:
@@ -212,6 +222,11 @@ def run(
                 report[article.title] = summarize(article_outcomes)
                 outcomes.extend(article_outcomes)
                 bar.update(len(article.questions))
+            if url:  # each article's corpus lives in a schema of its own, dropped after
+                drop = getattr(kb.store, "drop", None)
+                if drop is not None:
+                    drop()
+            kb.close()
     for report, outcomes in results.values():
         report["overall"] = summarize(outcomes)
     return results

@@ -74,7 +74,9 @@ def load_documents(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Docume
             unique_id = f"{doc_id}#{n}"
             n += 1
         seen_ids.add(unique_id)
-        documents.append(Document(id=unique_id, title=title, source=path_text(file), text=text))
+        # The id is the path relative to what was indexed, and so is what readers are shown:
+        # never the server's absolute path.
+        documents.append(Document(id=unique_id, title=title, source=unique_id, text=text))
     return documents, skipped
 
 
@@ -91,6 +93,12 @@ def _walk(
                     if name.startswith("."):
                         continue
                     file = Path(folder) / name
+                    if file.is_symlink():
+                        # A link can point anywhere the indexing account can read (/etc/passwd,
+                        # .git/config): indexing never reads outside the paths it was given.
+                        skipped.append(Skipped(path_text(file), "a symbolic link (not followed)"))
+                        log.warning("%s", skipped[-1])
+                        continue
                     if file.suffix.lower() not in SUPPORTED_SUFFIXES:
                         reason = f"unsupported type {file.suffix!r}"
                         skipped.append(Skipped(path_text(file), reason))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from qa.types import Answer, Document, Passage
+from qa.types import Answer, DocumentInfo, Passage
 
 # HTML specials, plus Markdown's link/image/emphasis/code/heading/table/escape characters,
 # LaTeX's dollar and ':' (which stops bare "https://" links from being auto-linked).
@@ -95,7 +95,7 @@ def _passage_html(rank: int, passage: Passage) -> str:
     )
 
 
-def documents_html(documents: Sequence[Document], shown: int = 8) -> str:
+def documents_html(documents: Sequence[DocumentInfo], shown: int = 8) -> str:
     """A line saying what the knowledge base holds."""
     if not documents:
         return '<p class="qa-docs">The knowledge base is empty.</p>'

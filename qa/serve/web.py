@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import re
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -27,11 +28,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from qa.errors import USER_ERRORS
-from qa.guards import BodyLimit, BusyError, InFlight, OriginPolicy, RateLimiter
-from qa.live import LiveKnowledgeBase, Loader, NotReadyError
-from qa.schema import AnswerOut, AskRequest
+from qa.serve.guards import BodyLimit, BusyError, InFlight, OriginPolicy, RateLimiter
+from qa.serve.live import LiveKnowledgeBase, Loader, NotReadyError
+from qa.serve.schema import AnswerOut, AskRequest
+from qa.serve.webconfig import WebSettings
 from qa.settings import Settings, offline_defaults
-from qa.webconfig import WebSettings
 
 log = logging.getLogger("qa")
 
@@ -58,8 +59,8 @@ def create_app(
     """The whole app around a (possibly still loading) knowledge base."""
     import gradio as gr
 
-    from qa.render import CSS
-    from qa.ui import build_blocks, theme
+    from qa.serve.render import CSS
+    from qa.serve.ui import build_blocks, theme
 
     web = web or WebSettings.from_env()
     settings = settings or Settings.from_env()
@@ -134,10 +135,12 @@ def create_app(
     @app.get("/healthz", summary="Whether the knowledge base is loaded, and its size")
     def healthz() -> JSONResponse:
         status = live.status()
-        return JSONResponse(
-            {"status": "ok" if status["loaded"] else "loading", **status},
-            status_code=200 if status["loaded"] else 503,
-        )
+        state = "ok" if status["loaded"] else ("failed" if status["failed"] else "loading")
+        return JSONResponse({"status": state, **status}, status_code=200 if state == "ok" else 503)
+
+    @app.get("/api/ask", include_in_schema=False)
+    def ask_get() -> JSONResponse:
+        return _error(405, 'use POST with a JSON body: {"question": "..."}', Allow="POST")
 
     def admin(request: Request) -> None:
         if web.admin_token:
@@ -157,7 +160,12 @@ def create_app(
             await anyio.to_thread.run_sync(live.load)
         except Exception as error:
             log.exception("reload failed")
-            return _error(500, f"reload failed; still answering from the previous index ({error})")
+            # The error's text can hold server paths: it goes to the log, not to the client.
+            return _error(
+                500,
+                f"reload failed ({type(error).__name__}); still answering from the previous "
+                "index; the server log says why",
+            )
         return JSONResponse({"reloaded": True, **live.status()})
 
     @app.get("/gradio.js", include_in_schema=False)
@@ -230,7 +238,7 @@ def _loopback(host: str) -> bool:
 
 def loader_for(index: str, settings: Settings) -> Loader:
     """Opens `index` (or the default knowledge base when empty), reusing a loaded embedder."""
-    from qa.kb import KnowledgeBase
+    from qa.knowledge import KnowledgeBase
 
     def load(embedder: Any) -> KnowledgeBase:
         return KnowledgeBase.load(index or None, settings=settings, embedder=embedder)
@@ -258,20 +266,87 @@ def reload_on_sighup(live: LiveKnowledgeBase) -> None:
     )
 
 
-def serve(host: str | None = None, port: int | None = None, index: str | None = None) -> None:
-    """Run the app with uvicorn until interrupted (`qa serve`, `python app.py`)."""
+def serve(host: str | None = None, port: int | None = None, index: str | None = None) -> int:
+    """Run the app with uvicorn until interrupted (`qa serve`, `python app.py`); exit code.
+
+    A knowledge base that cannot be opened, or a port that is taken, is one line on stderr and
+    exit code 2, before anything claims to be serving.
+    """
     import uvicorn
 
     offline_defaults()
     web = WebSettings.from_env().with_overrides(host=host, port=port, index=index)
     settings = Settings.from_env()
+    try:
+        precheck(web.index, settings)
+        sock = listen(web.host, web.port)
+    except USER_ERRORS as error:
+        print(f"qa: error: {error}", file=sys.stderr)
+        return 2
     live = LiveKnowledgeBase(loader_for(web.index, settings))
-    live.load_in_background()
     app = create_app(live, web, settings)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, root_path=web.root_path, log_level="warning", timeout_graceful_shutdown=5
+        )
+    )
+    failed: list[int] = []
+
+    def first_load() -> None:
+        try:
+            live.load()
+        except USER_ERRORS as error:
+            print(f"qa: error: {error}", file=sys.stderr)
+            failed.append(2)
+            server.should_exit = True
+        except Exception:
+            log.exception("loading the knowledge base failed")
+            failed.append(1)
+            server.should_exit = True
+
+    threading.Thread(target=first_load, name="qa-load", daemon=True).start()
     reload_on_sighup(live)
     print(
         f"qa: serving on http://{web.host}:{web.port}{web.root_path}/ "
         "(the knowledge base loads in the background; see /healthz)",
         file=sys.stderr,
     )
-    uvicorn.run(app, host=web.host, port=web.port, root_path=web.root_path, log_level="warning")
+    server.run(sockets=[sock])
+    return failed[0] if failed else 0
+
+
+def precheck(index: str, settings: Settings) -> None:
+    """Fail fast, before serving, when the knowledge base named cannot be opened at all."""
+    from qa.stores import StoreError, is_url, open_store
+
+    if not index:
+        return  # the default knowledge base builds itself
+    store = open_store(index, approximate_above=settings.approximate_above)
+    try:
+        if store.info() is None:
+            flag = f"--store {store.location}" if is_url(index) else f"--out {store.location}"
+            raise StoreError(
+                f"no knowledge base in {store.location}; build one with: qa index PATH... {flag}"
+            )
+    finally:
+        store.close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound now so that a taken port is reported before serving."""
+    from qa.settings import SettingsError
+
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(info[0], socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(info[4])
+        sock.listen(2048)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise SettingsError(
+            f"cannot listen on {host}:{port} ({reason}); choose another port with --port "
+            "(or QA_PORT)"
+        ) from None
+    sock.set_inheritable(True)
+    return sock

@@ -1,0 +1,232 @@
+"""The indexing river: documents -> chunks (+ sentences) -> vectors -> a store.
+
+`index_documents` makes a store hold exactly the documents it is given: new and changed ones
+are embedded, unchanged ones are kept as they are, and the ones no longer given are deleted
+(unless `keep_missing`). Documents stream through in batches, so memory does not grow with the
+size of the source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from qa import lexical
+from qa.embedding import Embedder
+from qa.indexing.chunking import chunk_document
+from qa.indexing.documents import Skipped
+from qa.settings import Settings
+from qa.stores.base import DocumentUpdate, Store, StoreError, StoreInfo
+from qa.types import Document, Sentence, sentence_id
+
+# Changed documents embedded together: enough sentences for full model batches, few enough
+# that a big source (a wiki dump) never holds more than this many documents in memory.
+DOCUMENTS_PER_BATCH = 64
+
+
+class NoDocumentsError(ValueError):
+    """None of the given paths held a usable document."""
+
+
+@dataclass
+class BuildReport:
+    location: str
+    documents: int  # documents in the store after the run
+    chunks: int
+    sentences: int
+    embedded_documents: int  # documents whose vectors were computed in this run
+    reused_documents: int  # unchanged documents kept as they were
+    removed_documents: int  # documents deleted because their source no longer has them
+    skipped: list[Skipped] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"indexed {self.documents} document(s) into {self.location}: {self.chunks} chunks, "
+            f"{self.sentences} sentences; embedded {self.embedded_documents}, reused "
+            f"{self.reused_documents}, removed {self.removed_documents}, skipped "
+            f"{len(self.skipped)} file(s) in {self.seconds:.1f}s"
+        )
+
+
+def document_hash(document: Document) -> str:
+    """Changes when the text or anything a citation or the access filter shows changes."""
+    meta = json.dumps(
+        [document.title, document.source, document.url, document.revision, document.groups]
+    )
+    digest = hashlib.sha256(document.text.encode("utf-8", "surrogatepass"))
+    digest.update(b"\0" + meta.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def chunk_budget(embedder: Embedder, settings: Settings) -> int:
+    """Tokens a chunk may hold: the setting, capped by the model window less [CLS] and [SEP]."""
+    return max(16, min(settings.chunk_tokens, embedder.max_tokens - 2))
+
+
+def store_info(embedder: Embedder, settings: Settings) -> StoreInfo:
+    """What a store built now with this model and these settings is described by."""
+    return StoreInfo(
+        model_id=embedder.model_id,
+        fingerprint=embedder.fingerprint(),
+        dim=embedder.dim,
+        max_tokens=embedder.max_tokens,
+        chunking={**settings.index_params(), "budget_tokens": chunk_budget(embedder, settings)},
+    )
+
+
+def index_documents(
+    store: Store,
+    documents: Iterable[Document],
+    embedder: Embedder,
+    settings: Settings,
+    *,
+    keep_missing: bool = False,
+    rebuild: bool = False,
+    sources: Sequence[str] = (),
+    skipped: Sequence[Skipped] = (),
+    progress: bool = True,
+) -> BuildReport:
+    """Bring `store` in line with `documents` (see the module docstring)."""
+    from tqdm import tqdm
+
+    began = time.perf_counter()
+    wanted = store_info(embedder, settings)
+    existing = None if rebuild else _existing(store)
+    if existing is not None:
+        problem = existing.mismatch(wanted)
+        if problem:
+            raise StoreError(f"{store.location}: {problem}; {store.rebuild_hint()}")
+    stored = {d.id: d.sha256 for d in store.documents()} if existing else {}
+    seen: set[str] = set()
+    embedded = reused = removed = 0
+    batch: list[tuple[Document, str]] = []
+    bar = tqdm(desc="embedding", unit="sentence", total=0, disable=not progress)
+    with bar, store.writer(wanted, sources=sources, progress=progress, reset=rebuild) as writer:
+        for document in documents:
+            if document.id in seen:
+                raise StoreError(f"two documents have the id {document.id!r}")
+            seen.add(document.id)
+            digest = document_hash(document)
+            if stored.get(document.id) == digest:
+                reused += 1
+                continue
+            batch.append((document, digest))
+            if len(batch) >= DOCUMENTS_PER_BATCH:
+                for update in embed_batch(batch, embedder, settings, bar):
+                    writer.upsert(update)
+                embedded += len(batch)
+                batch = []
+        if not seen:
+            raise NoDocumentsError("no usable document in " + (", ".join(sources) or "(nothing)"))
+        if batch:
+            for update in embed_batch(batch, embedder, settings, bar):
+                writer.upsert(update)
+            embedded += len(batch)
+        if not keep_missing:
+            for doc_id in sorted(set(stored) - seen):
+                writer.delete(doc_id)
+                removed += 1
+    counts = store.counts()
+    return BuildReport(
+        store.location,
+        counts["documents"],
+        counts["chunks"],
+        counts["sentences"],
+        embedded,
+        reused,
+        removed,
+        list(skipped),
+        time.perf_counter() - began,
+    )
+
+
+def _existing(store: Store) -> StoreInfo | None:
+    try:
+        return store.info()
+    except StoreError as error:
+        raise StoreError(f"{error}; or replace it: {store.rebuild_hint()}") from None
+
+
+def embed_batch(
+    batch: Sequence[tuple[Document, str]], embedder: Embedder, settings: Settings, bar: Any
+) -> list[DocumentUpdate]:
+    """Chunk, split and embed a batch of documents: one model pass over their sentences.
+
+    A chunk's vector is the length-weighted mean of its sentences' vectors (as MiniLM's mean
+    pooling weighs every token alike) rather than a second forward pass over the chunk: that
+    pass doubled the build's model time and bought 0.005 hit@1 on the SQuAD articles.
+    """
+    budget = chunk_budget(embedder, settings)
+    parts = []
+    texts: list[str] = []
+    for document, digest in batch:
+        chunks, spans = chunk_document(
+            document, embedder.count_tokens, budget, settings.chunk_overlap_sentences
+        )
+        sentences = [
+            Sentence(sentence_id(chunk.id, n), chunk.id, a, b)
+            for chunk, chunk_spans in zip(chunks, spans, strict=True)
+            for n, (a, b) in enumerate(chunk_spans)
+        ]
+        parts.append((document, digest, chunks, sentences))
+        texts.extend(document.text[s.start : s.end] for s in sentences)
+    # Overlapping chunks repeat a sentence, and documents repeat boilerplate: embed once.
+    unique = list(dict.fromkeys(texts))
+    bar.total += len(unique)
+    bar.refresh()
+    vectors = encode(embedder, unique, settings.batch_size, bar)
+    row = {text: i for i, text in enumerate(unique)}
+    updates = []
+    for document, digest, chunks, sentences in parts:
+        sentence_texts = [document.text[s.start : s.end] for s in sentences]
+        sentence_vectors = vectors[[row[t] for t in sentence_texts]].reshape(-1, embedder.dim)
+        chunk_vectors = mean_vectors(
+            sentence_vectors,
+            np.array([len(t) for t in sentence_texts], dtype=np.float32),
+            [s.chunk_id for s in sentences],
+            [c.id for c in chunks],
+        )
+        updates.append(
+            DocumentUpdate(
+                document=document,
+                sha256=digest,
+                chunks=chunks,
+                sentences=sentences,
+                chunk_vectors=chunk_vectors,
+                sentence_vectors=sentence_vectors,
+                terms=[lexical.terms(c.text) for c in chunks],
+            )
+        )
+    return updates
+
+
+def mean_vectors(
+    vectors: np.ndarray, weights: np.ndarray, groups: Sequence[str], keys: Sequence[str]
+) -> np.ndarray:
+    """Per key, the unit-length weighted mean of the vectors whose group is that key."""
+    position = {key: i for i, key in enumerate(keys)}
+    sums = np.zeros((len(keys), vectors.shape[1]), dtype=np.float32)
+    rows = np.fromiter((position[g] for g in groups), dtype=np.int64, count=len(groups))
+    np.add.at(sums, rows, vectors * weights[:, None])
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return sums / np.where(norms > 0, norms, 1.0)
+
+
+def encode(embedder: Embedder, texts: list[str], batch_size: int, bar: Any = None) -> np.ndarray:
+    """Embed texts longest first, so each batch holds texts of like length and pads little."""
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    step = max(batch_size * 8, 256)
+    for i in range(0, len(order), step):
+        rows = order[i : i + step]
+        vectors[rows] = embedder.encode([texts[r] for r in rows], batch_size=batch_size)
+        if bar is not None:
+            bar.update(len(rows))
+    return vectors

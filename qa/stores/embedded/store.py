@@ -1,0 +1,238 @@
+"""The embedded store's reads: searches over an in-memory snapshot of its folder.
+
+A store opens the folder's committed state once (`refresh()` reads a newer one); writers build
+a new state beside it and commit it with one rename, so readers never see half a document.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from qa.stores.base import (
+    Filter,
+    ScoredChunk,
+    StoreError,
+    StoreInfo,
+    Writer,
+    bm25_idf,
+)
+from qa.stores.embedded import commit, vectors
+from qa.stores.embedded.manifest import read_manifest, rebuild_hint
+from qa.stores.embedded.snapshot import Snapshot, load
+from qa.types import DocumentInfo
+
+# Filters whose allowed-row masks are kept (readers usually fall in a few groups).
+MASK_CACHE = 64
+
+
+class EmbeddedStore:
+    """A knowledge base folder. Cheap to construct: nothing is read until first use."""
+
+    def __init__(self, folder: str | os.PathLike[str], *, approximate_above: int = 100_000) -> None:
+        self.folder = Path(folder)
+        self.approximate_above = approximate_above
+        self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()
+        self._masks: OrderedDict[Filter, np.ndarray] = OrderedDict()
+        self._bm25_cache: tuple[tuple[str, ...], np.ndarray] | None = None
+
+    @property
+    def location(self) -> str:
+        return str(self.folder)
+
+    def rebuild_hint(self) -> str:
+        sources = self._snapshot.manifest.sources if self._snapshot else ()
+        return rebuild_hint(self.folder, sources)
+
+    def info(self) -> StoreInfo | None:
+        if self._snapshot is not None:
+            return self._snapshot.manifest.info
+        if not (self.folder / "manifest.json").exists():
+            return None
+        return read_manifest(self.folder).info
+
+    def open(self) -> EmbeddedStore:
+        """Read and verify the committed state (StoreError if there is none or it is damaged)."""
+        self.refresh()
+        return self
+
+    def refresh(self) -> None:
+        snapshot = load(self.folder)
+        with self._lock:
+            self._snapshot = snapshot
+            self._masks.clear()
+            self._bm25_cache = None
+
+    @property
+    def snapshot(self) -> Snapshot:
+        snapshot = self._snapshot
+        if snapshot is None:
+            self.refresh()
+            snapshot = self._snapshot
+            assert snapshot is not None
+        return snapshot
+
+    def close(self) -> None:
+        self._snapshot = None
+
+    # ----- reading -------------------------------------------------------------------------
+    def documents(self) -> list[DocumentInfo]:
+        return list(self.snapshot.documents)
+
+    def document_info(self, doc_ids: Iterable[str]) -> dict[str, DocumentInfo]:
+        snap = self.snapshot
+        return {d: snap.documents[snap.doc_row[d]] for d in doc_ids if d in snap.doc_row}
+
+    def counts(self) -> dict[str, int]:
+        snap = self.snapshot
+        return {
+            "documents": len(snap.documents),
+            "chunks": len(snap.chunks),
+            "sentences": len(snap.sentences),
+        }
+
+    def search_chunks(self, vector: np.ndarray, k: int, where: Filter) -> list[tuple[str, float]]:
+        snap = self.snapshot
+        scores, rows = vectors.search(snap.chunk_index, vector, k, self._allowed(snap, where))
+        return [(snap.chunks[r].id, float(s)) for r, s in zip(rows, scores, strict=True)]
+
+    def search_sentences(
+        self, vector: np.ndarray, k: int, where: Filter
+    ) -> list[tuple[str, float]]:
+        snap = self.snapshot
+        allowed = self._allowed(snap, where)
+        sentence_allowed = allowed[snap.sentence_chunk] if allowed is not None else None
+        scores, rows = vectors.search(snap.sentence_index, vector, k, sentence_allowed)
+        best: dict[str, float] = {}
+        for r, s in zip(rows.tolist(), scores.tolist(), strict=True):
+            best.setdefault(snap.chunks[int(snap.sentence_chunk[r])].id, float(s))
+        return list(best.items())
+
+    def keyword_search(
+        self, terms: Sequence[str], k: int, where: Filter
+    ) -> list[tuple[str, float]]:
+        snap = self.snapshot
+        scores = self._bm25_all(snap, terms)
+        if scores is None or k <= 0:
+            return []
+        allowed = self._allowed(snap, where)
+        if allowed is not None:
+            scores = np.where(allowed, scores, 0.0)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(snap.chunks[i].id, float(scores[i])) for i in top.tolist() if scores[i] > 0]
+
+    def bm25_scores(self, terms: Sequence[str], chunk_ids: Sequence[str]) -> dict[str, float]:
+        snap = self.snapshot
+        scores = self._bm25_all(snap, terms)
+        if scores is None:
+            return dict.fromkeys(chunk_ids, 0.0)
+        return {c: float(scores[snap.chunk_row[c]]) for c in chunk_ids if c in snap.chunk_row}
+
+    def idf(self, terms: Iterable[str]) -> dict[str, float]:
+        snap = self.snapshot
+        n = len(snap.chunks)
+        vocab = snap.bm25.vocab_dict
+        indptr = snap.bm25.scores["indptr"]
+        result = {}
+        for term in terms:
+            term_id = vocab.get(term)
+            df = 0
+            if term_id is not None and term_id + 1 < len(indptr):
+                df = int(indptr[term_id + 1] - indptr[term_id])
+            result[term] = bm25_idf(n, df)
+        return result
+
+    def fetch(self, chunk_ids: Sequence[str], vector: np.ndarray) -> dict[str, ScoredChunk]:
+        snap = self.snapshot
+        q = np.asarray(vector, dtype=np.float32).reshape(-1)
+        rows = np.array([snap.chunk_row[c] for c in chunk_ids if c in snap.chunk_row], np.int64)
+        dense = vectors.rows(snap.chunk_index, rows) @ q
+        spans = [(int(snap.first_sentence[r]), int(snap.first_sentence[r + 1])) for r in rows]
+        sentence_rows = np.concatenate([np.arange(a, b) for a, b in spans]) if spans else rows
+        sims = (vectors.rows(snap.sentence_index, sentence_rows.astype(np.int64)) @ q).tolist()
+        result = {}
+        offset = 0
+        for n, r in enumerate(rows.tolist()):
+            a, b = spans[n]
+            result[snap.chunks[r].id] = ScoredChunk(
+                chunk=snap.chunks[r],
+                cosine=float(dense[n]),
+                sentences=tuple(snap.sentences[a:b]),
+                sentence_cosines=tuple(sims[offset : offset + b - a]),
+            )
+            offset += b - a
+        return result
+
+    # ----- writing -------------------------------------------------------------------------
+    def writer(
+        self,
+        info: StoreInfo,
+        *,
+        sources: Sequence[str] = (),
+        progress: bool = False,
+        reset: bool = False,
+    ) -> AbstractContextManager[Writer]:
+        return self._writing(info, sources, progress, reset)
+
+    @contextmanager
+    def _writing(
+        self, info: StoreInfo, sources: Sequence[str], progress: bool, reset: bool
+    ) -> Iterator[Writer]:
+        base = None
+        if not reset and (self.folder / "manifest.json").exists():
+            try:
+                base = load(self.folder)
+            except StoreError:
+                base = None  # a damaged or older folder is replaced whole (the caller checked)
+            if base is not None and base.manifest.info != info:
+                base = None
+        try:
+            with commit.writing(
+                self.folder, base, info, tuple(sources), self.approximate_above, progress
+            ) as writer:
+                yield writer
+        finally:
+            self._snapshot = None  # the next read opens what was committed
+
+    # ----- internals -----------------------------------------------------------------------
+    def _allowed(self, snap: Snapshot, where: Filter) -> np.ndarray | None:
+        """Which chunk rows a filter lets through, or None when it lets everything through."""
+        if where.unrestricted:
+            return None
+        with self._lock:
+            mask = self._masks.get(where)
+            if mask is not None:
+                self._masks.move_to_end(where)
+                return mask
+        doc_ok = np.array(
+            [where.allows(d.groups, d.id) for d in snap.documents] or [False], dtype=bool
+        )
+        mask = doc_ok[snap.chunk_doc] if len(snap.chunk_doc) else np.zeros(0, dtype=bool)
+        with self._lock:
+            self._masks[where] = mask
+            while len(self._masks) > MASK_CACHE:
+                self._masks.popitem(last=False)
+        return mask
+
+    def _bm25_all(self, snap: Snapshot, terms: Sequence[str]) -> np.ndarray | None:
+        """BM25 of every chunk for these terms (kept for the next call with the same terms)."""
+        vocab = snap.bm25.vocab_dict
+        known = tuple(t for t in terms if t in vocab)
+        if not known or not snap.chunks:
+            return None
+        cached = self._bm25_cache
+        if cached is not None and cached[0] == known:
+            return cached[1]
+        scores = np.asarray(snap.bm25.get_scores(list(known)), dtype=np.float32)
+        scores = scores[: len(snap.chunks)]
+        self._bm25_cache = (known, scores)
+        return scores

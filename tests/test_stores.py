@@ -1,0 +1,219 @@
+"""One contract, two engines: every test here runs on the embedded store and on PostgreSQL.
+
+The PostgreSQL server is real (tests/pgserver.py starts PostgreSQL 18 + pgvector); the
+embedder is the deterministic FakeEmbedder, so the tests are about storage, not the model.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from qa.asking.retrieval import retrieve
+from qa.indexing.build import index_documents
+from qa.settings import Settings
+from qa.stores import EVERYTHING, Filter, StoreBusyError, StoreError, open_store
+from qa.types import Document
+from tests.fakes import FakeEmbedder
+
+SETTINGS = Settings(chunk_tokens=40)
+
+
+def doc(doc_id: str, text: str, **meta) -> Document:
+    return Document(id=doc_id, title=doc_id.title(), source=doc_id, text=text, **meta)
+
+
+DOCS = [
+    doc("lighthouse.txt", "The old lighthouse stood on the cliff. Martha kept the lamp lit."),
+    doc(
+        "payroll.txt",
+        "Salaries are paid on the last Friday. Payroll questions go to the finance office.",
+        groups=("hr",),
+    ),
+    doc(
+        "rockets.md",
+        "The rocket reached orbit in 1961. Its engine burned kerosene and liquid oxygen.\n\n"
+        "A second paragraph about the launch pad and the weather that day.",
+        url="https://wiki.example.org/Rockets",
+        revision="42",
+    ),
+]
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def spec(request, tmp_path):
+    if request.param == "embedded":
+        return str(tmp_path / "kb")
+    return request.getfixturevalue("pg_schema_url")
+
+
+def build(spec, documents, embedder=None, **options):
+    store = open_store(spec)
+    report = index_documents(
+        store, documents, embedder or FakeEmbedder(), SETTINGS, progress=False, **options
+    )
+    return store, report
+
+
+def all_chunk_ids(store, where=EVERYTHING) -> set[str]:
+    vector = FakeEmbedder().encode(["lighthouse payroll rocket"])[0]
+    return {c for c, _ in store.search_chunks(vector, 1000, where)}
+
+
+def test_ids_are_stable_and_content_derived(spec):
+    store, _ = build(spec, DOCS)
+    ids = all_chunk_ids(store)
+    assert "rockets.md::0" in ids and "rockets.md::1" in ids
+    assert all(i.split("::")[0] in {d.id for d in DOCS} for i in ids)
+    fetched = store.fetch(sorted(ids), FakeEmbedder().encode(["x"])[0])
+    for chunk_id, scored in fetched.items():
+        assert scored.chunk.id == chunk_id
+        assert [s.id for s in scored.sentences] == [
+            f"{chunk_id}.{n}" for n in range(len(scored.sentences))
+        ]
+    store.close()
+    # Reopened, and after another document changes: the same ids.
+    store, report = build(spec, [*DOCS[:2], doc("rockets.md", DOCS[2].text + " More text.")])
+    assert report.embedded_documents == 1 and report.reused_documents == 2
+    assert {i for i in all_chunk_ids(store) if not i.startswith("rockets")} == {
+        i for i in ids if not i.startswith("rockets")
+    }
+
+
+def test_metadata_travels_with_documents(spec):
+    store, _ = build(spec, DOCS)
+    info = {d.id: d for d in store.documents()}
+    assert info["rockets.md"].url == "https://wiki.example.org/Rockets"
+    assert info["rockets.md"].revision == "42"
+    assert info["payroll.txt"].groups == ("hr",)
+    assert info["lighthouse.txt"].groups == () and info["lighthouse.txt"].url is None
+    assert len(info["lighthouse.txt"].sha256) == 64 and info["lighthouse.txt"].indexed_at
+    assert store.document_info(["rockets.md", "nope"]).keys() == {"rockets.md"}
+
+
+def test_only_changed_documents_are_embedded(spec):
+    embedder = FakeEmbedder()
+    build(spec, DOCS, embedder)
+    embedder.encoded.clear()
+    changed = doc("lighthouse.txt", "The old lighthouse stood on the cliff. Nobody kept it.")
+    _, report = build(spec, [changed, *DOCS[1:]], embedder)
+    assert (report.embedded_documents, report.reused_documents) == (1, 2)
+    assert embedder.encoded and all("lighthouse" in t or "Nobody" in t for t in embedder.encoded)
+
+
+def test_a_removed_document_is_gone_from_every_search(spec):
+    store, _ = build(spec, DOCS)
+    assert any(i.startswith("payroll") for i in all_chunk_ids(store))
+    store, report = build(spec, [DOCS[0], DOCS[2]])
+    assert report.removed_documents == 1
+    vector = FakeEmbedder().encode(["salaries payroll finance"])[0]
+    assert not any(c.startswith("payroll") for c, _ in store.search_chunks(vector, 50, EVERYTHING))
+    assert not any(
+        c.startswith("payroll") for c, _ in store.search_sentences(vector, 50, EVERYTHING)
+    )
+    assert store.keyword_search(["payrol", "salari"], 50, EVERYTHING) == []
+    assert "payroll.txt" not in {d.id for d in store.documents()}
+    assert store.fetch(["payroll.txt::0"], vector) == {}
+    assert store.counts()["documents"] == 2
+    # Re-adding it brings it back; --keep-missing keeps what is not given.
+    store, _ = build(spec, [DOCS[1]], keep_missing=True)
+    assert store.counts()["documents"] == 3
+
+
+def test_filters_apply_inside_every_search(spec):
+    store, _ = build(spec, DOCS)
+    vector = FakeEmbedder().encode(["salaries payroll finance office"])[0]
+    outsider = Filter(groups=frozenset({"engineering"}))
+    insider = Filter(groups=frozenset({"hr", "engineering"}))
+    for where, visible in ((outsider, False), (insider, True), (EVERYTHING, True)):
+        found = {c for c, _ in store.search_chunks(vector, 50, where)}
+        found |= {c for c, _ in store.search_sentences(vector, 50, where)}
+        found |= {c for c, _ in store.keyword_search(["payrol", "salari"], 50, where)}
+        assert any(c.startswith("payroll") for c in found) is visible, where
+    only = Filter(doc_ids=frozenset({"rockets.md"}))
+    assert {c.split("::")[0] for c in all_chunk_ids(store, only)} == {"rockets.md"}
+    # A filtered search still returns k rows when k rows are allowed.
+    assert len(store.search_chunks(vector, 3, outsider)) == 3
+
+
+def test_a_mismatched_store_is_refused_with_the_rebuild_command(spec):
+    build(spec, DOCS)
+    other = FakeEmbedder(model_id="another-model")
+    with pytest.raises(StoreError, match="another-model") as caught:
+        build(spec, DOCS, other)
+    assert "--rebuild" in str(caught.value)
+    store, report = build(spec, DOCS[:1], other, rebuild=True)
+    assert report.embedded_documents == 1 and store.counts()["documents"] == 1
+    info = store.info()
+    assert info is not None and info.model_id == "another-model"
+
+
+def test_a_second_writer_is_refused_at_once(spec):
+    store, _ = build(spec, DOCS)
+    info = store.info()
+    assert info is not None
+    with (
+        open_store(spec).writer(info),
+        pytest.raises(StoreBusyError, match="another 'qa index'"),
+        open_store(spec).writer(info),
+    ):
+        pass
+
+
+def test_readers_never_see_half_a_document(spec):
+    build(spec, DOCS)
+    big = doc("zebra.txt", "\n\n".join(f"Zebra fact number {n} is here." for n in range(30)))
+    stop = threading.Event()
+    seen: list[int] = []
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        reader = open_store(spec)
+        try:
+            while not stop.is_set():
+                if hasattr(reader, "refresh"):
+                    reader.refresh()
+                seen.append(len(reader.keyword_search(["zebra"], 1000, EVERYTHING)))
+        except BaseException as error:  # reported below
+            errors.append(error)
+        finally:
+            reader.close()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        store, _ = build(spec, [*DOCS, big])
+        final = len(store.keyword_search(["zebra"], 1000, EVERYTHING))
+        for _ in range(3):  # let the reader see the committed state too
+            n = len(seen)
+            while len(seen) == n and thread.is_alive():
+                threading.Event().wait(0.01)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not errors, errors
+    assert final == 30
+    assert set(seen) <= {0, final}, sorted(set(seen))
+    assert seen[-1] == final
+
+
+def test_both_stores_rank_alike(tmp_path, pg_schema_url):
+    """The same documents give the same fused ranking and scores in both engines."""
+    embedded, _ = build(str(tmp_path / "kb"), DOCS)
+    postgres, _ = build(pg_schema_url, DOCS)
+    embedder = FakeEmbedder()
+    for question in ("Who kept the lamp lit?", "When did the rocket reach orbit?", "payroll"):
+        vector = embedder.encode([question])[0]
+        terms = ["lamp", "lit", "kept", "rocket", "orbit", "payrol"]
+        a = retrieve(embedded, vector, terms, candidates=10)
+        b = retrieve(postgres, vector, terms, candidates=10)
+        assert [r.chunk.chunk.id for r in a.ranked] == [r.chunk.chunk.id for r in b.ranked]
+        np.testing.assert_allclose(
+            [(r.dense, r.sentence, r.bm25) for r in a.ranked],
+            [(r.dense, r.sentence, r.bm25) for r in b.ranked],
+            rtol=1e-4,
+            atol=1e-5,
+        )
+        assert embedded.idf(terms) == pytest.approx(postgres.idf(terms))
