@@ -87,8 +87,8 @@ class KnowledgeBase:
         if reason is None:
             return cls(store, embedder, settings)
         print(
-            f"qa: building the default knowledge base from {DEFAULT_DOCS_DIR.name}/ ({reason}); "
-            "this takes about 10 seconds",
+            f"qa: building the default knowledge base from index/docs/ ({reason}); "
+            "this takes 10 to 30 seconds",
             file=sys.stderr,
         )
         kb = cls.build(
