@@ -40,12 +40,17 @@ class Chunk:
     end: int
 
 
+Entity = tuple[int, int, str]
+"""A typed span found at index time: [start, end) offsets into the document's text, a label."""
+
+
 @dataclass(frozen=True)
 class Sentence:
     id: str  # "<chunk_id>.<ordinal>"
     chunk_id: str
     start: int  # [start, end) offsets into the document's text
     end: int
+    entities: tuple[Entity, ...] = ()  # typed spans inside the sentence (names, dates, ...)
 
 
 def chunk_id(doc_id: str, ordinal: int) -> str:

@@ -217,3 +217,24 @@ def test_both_stores_rank_alike(tmp_path, pg_schema_url):
             atol=1e-5,
         )
         assert embedded.idf(terms) == pytest.approx(postgres.idf(terms))
+
+
+def test_typed_spans_travel_with_sentences(spec):
+    """Entities found at index time are stored with their sentence and come back on fetch."""
+    from dataclasses import replace
+
+    from qa.indexing.build import embed_batch, store_info
+
+    embedder = FakeEmbedder()
+    (update,) = embed_batch([(DOCS[0], "h" * 64)], embedder, SETTINGS, None)
+    first = update.sentences[0]
+    typed = replace(first, entities=((first.start, first.start + 3, "PERSON"),))
+    update = replace(update, sentences=[typed, *update.sentences[1:]])
+    store = open_store(spec)
+    with store.writer(store_info(embedder, SETTINGS)) as writer:
+        writer.upsert(update)
+    store.close()
+    fetched = open_store(spec).fetch([first.chunk_id], embedder.encode(["x"])[0])
+    sentences = fetched[first.chunk_id].sentences
+    assert sentences[0].entities == ((first.start, first.start + 3, "PERSON"),)
+    assert all(s.entities == () for s in sentences[1:])

@@ -179,8 +179,9 @@ def embed_batch(
         texts.extend(document.text[s.start : s.end] for s in sentences)
     # Overlapping chunks repeat a sentence, and documents repeat boilerplate: embed once.
     unique = list(dict.fromkeys(texts))
-    bar.total += len(unique)
-    bar.refresh()
+    if bar is not None:
+        bar.total += len(unique)
+        bar.refresh()
     vectors = encode(embedder, unique, settings.batch_size, bar)
     row = {text: i for i, text in enumerate(unique)}
     updates = []

@@ -76,6 +76,7 @@ def save(
     hashes: dict[str, str] = {}
     chunk_rows: list[tuple[int, int, int, int]] = []
     sentence_rows: list[tuple[int, int, int, int]] = []
+    entity_rows: list[tuple[int, int, int, str]] = []  # sentence row, start, end, label
     chunk_parts: list[np.ndarray] = []
     sentence_parts: list[np.ndarray] = []
     terms: list[list[str]] = []
@@ -114,6 +115,7 @@ def save(
             for s in update.sentences:
                 o = ordinal.get(s.chunk_id, 0)
                 ordinal[s.chunk_id] = o + 1
+                entity_rows.extend((len(sentence_rows), a, b, label) for a, b, label in s.entities)
                 sentence_rows.append((first_chunk + position[s.chunk_id], o, s.start, s.end))
             chunk_parts.append(update.chunk_vectors)
             sentence_parts.append(update.sentence_vectors)
@@ -131,6 +133,7 @@ def save(
                 terms.append(lexical.terms(old.text))
                 a, b = int(base.first_sentence[row_]), int(base.first_sentence[row_ + 1])
                 for o, s in enumerate(base.sentences[a:b]):
+                    entity_rows.extend((len(sentence_rows), a, b, lab) for a, b, lab in s.entities)
                     sentence_rows.append((first_chunk + n, o, s.start, s.end))
                 sentence_parts.append(base_sentences[a:b])
             chunk_parts.append(base_chunks[c_rows])
@@ -154,6 +157,9 @@ def save(
         "sentences",
         ".npy",
         files.npy(np.array(sentence_rows, dtype=np.int64).reshape(-1, 4)),
+    )
+    written["entities"] = files.write_file(
+        folder, "entities", ".json", json.dumps(entity_rows, ensure_ascii=False).encode()
     )
     chunk_index = vectors.build_faiss(chunk_vectors, approximate_above, progress=progress)
     sentence_index = vectors.build_faiss(sentence_vectors, approximate_above, progress=progress)

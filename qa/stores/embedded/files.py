@@ -32,6 +32,7 @@ DATA_PREFIXES = (
     "chunk-vectors-",
     "sentence-vectors-",
     "bm25-",
+    "entities-",
 )
 # Test hook, for tests/test_faults.py only: with QA_TEST_CRASH_AT=<stage> set, a build kills
 # itself with SIGKILL at that stage of a save, as `kill -9` or a power cut would. The stages:

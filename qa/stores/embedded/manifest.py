@@ -19,7 +19,15 @@ from qa.stores.embedded.files import DATA_PREFIXES
 FORMAT = "qa-index"
 MANIFEST = "manifest.json"
 # The data files a manifest names, by role.
-ROLES = ("documents", "chunks", "sentences", "chunk_vectors", "sentence_vectors", "bm25")
+ROLES = (
+    "documents",
+    "chunks",
+    "sentences",
+    "entities",
+    "chunk_vectors",
+    "sentence_vectors",
+    "bm25",
+)
 
 
 @dataclass(frozen=True)

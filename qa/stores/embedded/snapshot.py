@@ -95,9 +95,18 @@ def _load(folder: Path, manifest: Manifest) -> Snapshot:
         for d, ordinal, start, end in chunk_rows.tolist():
             doc = documents[d]
             chunks.append(Chunk(chunk_id(doc.id, ordinal), doc.id, texts[d][start:end], start, end))
+        entities: dict[int, list[tuple[int, int, str]]] = {}
+        for s, a, b, label in json.loads(path("entities").read_text(encoding="utf-8")):
+            entities.setdefault(int(s), []).append((int(a), int(b), str(label)))
         sentences = [
-            Sentence(sentence_id(chunks[c].id, ordinal), chunks[c].id, start, end)
-            for c, ordinal, start, end in sentence_rows.tolist()
+            Sentence(
+                sentence_id(chunks[c].id, ordinal),
+                chunks[c].id,
+                start,
+                end,
+                tuple(entities.get(n, ())),
+            )
+            for n, (c, ordinal, start, end) in enumerate(sentence_rows.tolist())
         ]
         chunk_index = vectors.read_faiss(str(path("chunk_vectors")))
         sentence_index = vectors.read_faiss(str(path("sentence_vectors")))

@@ -88,7 +88,8 @@ def ddl(schema: str, dim: int) -> list[str]:
             id text PRIMARY KEY,
             chunk_id text NOT NULL REFERENCES {s}.qa_chunks (id) ON DELETE CASCADE,
             doc_id text NOT NULL, ordinal integer NOT NULL, start_at integer NOT NULL,
-            end_at integer NOT NULL, groups text[] NOT NULL, embedding vector({dim}) NOT NULL)""",
+            end_at integer NOT NULL, groups text[] NOT NULL, embedding vector({dim}) NOT NULL,
+            entities jsonb NOT NULL DEFAULT '[]')""",
         f"CREATE INDEX IF NOT EXISTS qa_sentences_chunk ON {s}.qa_sentences (chunk_id, ordinal)",
         f"""CREATE INDEX IF NOT EXISTS qa_sentences_hnsw ON {s}.qa_sentences
             USING hnsw (embedding vector_ip_ops)

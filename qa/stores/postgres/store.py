@@ -196,7 +196,7 @@ class PostgresStore:
             return {}
         rows = self._query(
             "SELECT c.id, c.doc_id, c.text, c.start_at, c.end_at, -(c.embedding <#> %(q)s), "
-            "s.id, s.start_at, s.end_at, -(s.embedding <#> %(q)s) "
+            "s.id, s.start_at, s.end_at, -(s.embedding <#> %(q)s), s.entities "
             "FROM qa_chunks c LEFT JOIN qa_sentences s ON s.chunk_id = c.id "
             "WHERE c.id = ANY(%(ids)s) ORDER BY c.id, s.ordinal",
             {"q": _vector(vector), "ids": list(chunk_ids)},
@@ -204,13 +204,14 @@ class PostgresStore:
         chunks: dict[str, Chunk] = {}
         cosines: dict[str, float] = {}
         sentences: dict[str, list[tuple[Sentence, float]]] = {}
-        for cid, doc, text, start, end, cos, sid, s_start, s_end, s_cos in rows:
+        for cid, doc, text, start, end, cos, sid, s_start, s_end, s_cos, found in rows:
             if cid not in chunks:
                 chunks[cid] = Chunk(cid, doc, text, start, end)
                 cosines[cid] = float(cos)
                 sentences[cid] = []
             if sid is not None:
-                sentences[cid].append((Sentence(sid, cid, s_start, s_end), float(s_cos)))
+                spans = tuple((int(a), int(b), str(label)) for a, b, label in found or ())
+                sentences[cid].append((Sentence(sid, cid, s_start, s_end, spans), float(s_cos)))
         return {
             cid: ScoredChunk(
                 chunk=chunk,

@@ -78,12 +78,12 @@ class PostgresWriter:
         for n, s in enumerate(update.sentences):
             sentence_rows.append(
                 (s.id, s.chunk_id, doc.id, ordinal[s.chunk_id], s.start, s.end, groups,
-                 _vec(update.sentence_vectors[n]))
+                 _vec(update.sentence_vectors[n]), Jsonb([list(e) for e in s.entities]))
             )  # fmt: skip
             ordinal[s.chunk_id] += 1
         cur.executemany(
             "INSERT INTO qa_sentences (id, chunk_id, doc_id, ordinal, start_at, end_at, groups, "
-            "embedding) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            "embedding, entities) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             sentence_rows,
         )
         cur.execute(
