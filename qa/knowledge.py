@@ -195,7 +195,10 @@ class KnowledgeBase:
                     score=hit.score,
                     title=doc.title if doc else chunk.doc_id,
                     source=doc.source if doc else chunk.doc_id,
-                    url=doc.url if doc else None,
+                    url=doc.url_at(chunk.start) if doc else None,
+                    section=section[1]
+                    if doc and (section := doc.section_at(chunk.start))
+                    else None,
                     highlights=() if abstained else answer.highlights(found, rank, choice),
                     signals={"dense": hit.dense, "sentence": hit.sentence, "bm25": hit.bm25},
                 )

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+Section = tuple[int, str, str]
+"""A heading inside a document: (offset where its text starts, title, URL anchor)."""
+
 
 @dataclass(frozen=True)
 class Document:
@@ -15,6 +18,7 @@ class Document:
     url: str | None = None  # where a reader can open it (a wiki page), when known
     revision: str | None = None  # the source's own revision id, when it has one
     groups: tuple[str, ...] = ()  # access groups allowed to read it; empty = everyone
+    sections: tuple[Section, ...] = ()  # headings, in text order, for citation anchors
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,23 @@ class DocumentInfo:
     groups: tuple[str, ...]
     sha256: str  # hash of the text the chunks were cut from
     indexed_at: str  # ISO time the document was (re)embedded
+    sections: tuple[Section, ...] = ()
+
+    def section_at(self, offset: int) -> Section | None:
+        """The section a text offset falls in (the last heading at or before it), or None."""
+        found = None
+        for section in self.sections:
+            if section[0] > offset:
+                break
+            found = section
+        return found
+
+    def url_at(self, offset: int) -> str | None:
+        """The page URL, with the anchor of the section at `offset` when there is one."""
+        section = self.section_at(offset)
+        if self.url and section and section[2]:
+            return f"{self.url.split('#')[0]}#{section[2]}"
+        return self.url
 
 
 @dataclass(frozen=True)
@@ -70,7 +91,8 @@ class Passage:
     # Answer spans as [start, end) offsets inside chunk.text.
     highlights: tuple[tuple[int, int], ...] = ()
     signals: dict[str, float] = field(default_factory=dict)  # per-signal scores, for eval
-    url: str | None = None
+    url: str | None = None  # the page (and section anchor) a reader can open
+    section: str | None = None  # the title of the section it sits under
 
 
 @dataclass(frozen=True)
@@ -99,6 +121,7 @@ class Answer:
                     "title": p.title,
                     "source": p.source,
                     "url": p.url,
+                    "section": p.section,
                     "start": p.chunk.start,
                     "end": p.chunk.end,
                     "text": p.chunk.text,

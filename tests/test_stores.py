@@ -238,3 +238,34 @@ def test_typed_spans_travel_with_sentences(spec):
     sentences = fetched[first.chunk_id].sentences
     assert sentences[0].entities == ((first.start, first.start + 3, "PERSON"),)
     assert all(s.entities == () for s in sentences[1:])
+
+
+def test_sections_give_citations_an_anchor(spec):
+    text = "Intro line about rockets.\n\nHistory\n\nThe rocket reached orbit in 1961."
+    page = doc(
+        "rocket-page",
+        text,
+        url="https://wiki.example.org/Rocket",
+        sections=((0, "", ""), (text.index("History"), "History", "History")),
+    )
+    store, _ = build(spec, [page])
+    info = store.document_info(["rocket-page"])["rocket-page"]
+    assert info.sections == page.sections
+    assert info.url_at(0) == "https://wiki.example.org/Rocket"
+    assert info.url_at(text.index("The rocket")) == "https://wiki.example.org/Rocket#History"
+
+
+def test_writers_keep_state_with_their_commit(spec):
+    store, _ = build(spec, DOCS)
+    assert store.state("sync") is None
+    info = store.info()
+    assert info is not None
+    with pytest.raises(RuntimeError), store.writer(info) as writer:
+        writer.set_state("sync", {"since": "2026-01-01T00:00:00Z"})
+        raise RuntimeError("the run dies before its commit")
+    assert open_store(spec).state("sync") is None
+    with store.writer(info) as writer:
+        writer.set_state("sync", {"since": "2026-01-01T00:00:00Z"})
+    assert open_store(spec).state("sync") == {"since": "2026-01-01T00:00:00Z"}
+    _, report = build(spec, DOCS)  # a later index run keeps it
+    assert open_store(spec).state("sync") == {"since": "2026-01-01T00:00:00Z"}

@@ -58,7 +58,14 @@ class BuildReport:
 def document_hash(document: Document) -> str:
     """Changes when the text or anything a citation or the access filter shows changes."""
     meta = json.dumps(
-        [document.title, document.source, document.url, document.revision, document.groups]
+        [
+            document.title,
+            document.source,
+            document.url,
+            document.revision,
+            document.groups,
+            document.sections,
+        ]
     )
     digest = hashlib.sha256(document.text.encode("utf-8", "surrogatepass"))
     digest.update(b"\0" + meta.encode("utf-8", "surrogatepass"))

@@ -147,6 +147,10 @@ class Writer(Protocol):
 
     def delete(self, doc_id: str) -> None: ...
 
+    def set_state(self, key: str, value: Any) -> None:
+        """Keep a JSON value with this commit (e.g. where a wiki sync stopped)."""
+        ...
+
 
 class Store(Protocol):
     """A knowledge base's storage engine: the embedded folder or PostgreSQL."""
@@ -169,6 +173,10 @@ class Store(Protocol):
 
     def counts(self) -> dict[str, int]:
         """documents, chunks and sentences stored."""
+        ...
+
+    def state(self, key: str) -> Any:
+        """A value a writer kept with `set_state`, as of the last commit; None if never set."""
         ...
 
     def search_chunks(self, vector: np.ndarray, k: int, where: Filter) -> list[tuple[str, float]]:

@@ -33,6 +33,10 @@ class EmbeddedWriter:
         self.base = base
         self.upserts: dict[str, DocumentUpdate] = {}
         self.deletes: set[str] = set()
+        self.state: dict[str, Any] = {}
+
+    def set_state(self, key: str, value: Any) -> None:
+        self.state[key] = json.loads(json.dumps(value))  # JSON only, copied now
 
     def upsert(self, update: DocumentUpdate) -> None:
         self.deletes.discard(update.document.id)
@@ -55,7 +59,8 @@ def writing(
     with files.write_lock(folder):
         writer = EmbeddedWriter(base)
         yield writer
-        if writer.upserts or writer.deletes or base is None or base.manifest.sources != sources:
+        changed = writer.upserts or writer.deletes or writer.state
+        if changed or base is None or base.manifest.sources != sources:
             save(folder, writer, info, tuple(sources), approximate_above, progress)
 
 
@@ -103,6 +108,7 @@ def save(
                 "url": doc.url,
                 "revision": doc.revision,
                 "groups": list(doc.groups),
+                "sections": [list(section) for section in doc.sections],
                 "sha256": update.sha256,
                 "indexed_at": now,
                 "text": doc.text,
@@ -133,7 +139,7 @@ def save(
                 terms.append(lexical.terms(old.text))
                 a, b = int(base.first_sentence[row_]), int(base.first_sentence[row_ + 1])
                 for o, s in enumerate(base.sentences[a:b]):
-                    entity_rows.extend((len(sentence_rows), a, b, lab) for a, b, lab in s.entities)
+                    entity_rows.extend((len(sentence_rows), *e) for e in s.entities)
                     sentence_rows.append((first_chunk + n, o, s.start, s.end))
                 sentence_parts.append(base_sentences[a:b])
             chunk_parts.append(base_chunks[c_rows])
@@ -187,6 +193,7 @@ def save(
         faiss={"chunks": vectors.kind(chunk_index), "sentences": vectors.kind(sentence_index)},
         libraries=library_versions(),
         created=now,
+        state={**(base.manifest.state if base is not None else {}), **writer.state},
     )
     files.commit_json(folder, MANIFEST, manifest.to_json())
     files.collect_garbage(folder, {entry["name"] for entry in written.values()})

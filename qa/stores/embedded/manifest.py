@@ -40,6 +40,7 @@ class Manifest:
     faiss: dict[str, str] = field(default_factory=dict)  # role -> FAISS index type
     libraries: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    state: dict[str, Any] = field(default_factory=dict)  # values writers keep (sync positions)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +53,7 @@ class Manifest:
             "faiss": self.faiss,
             "libraries": self.libraries,
             "created": self.created or datetime.now(UTC).isoformat(timespec="seconds"),
+            "state": self.state,
             "files": self.files,
         }
 
@@ -94,6 +96,7 @@ def read_manifest(folder: Path) -> Manifest:
             faiss=dict(raw.get("faiss", {})),
             libraries=dict(raw.get("libraries", {})),
             created=str(raw.get("created", "")),
+            state=dict(raw.get("state") or {}),
         )
     except (StoreError, TypeError, ValueError) as error:
         raise StoreError(f"{path} is damaged ({error}); {rebuild_hint(folder, sources)}") from None

@@ -85,6 +85,7 @@ def _load(folder: Path, manifest: Manifest) -> Snapshot:
                 groups=tuple(d.get("groups", ())),
                 sha256=d["sha256"],
                 indexed_at=d.get("indexed_at", ""),
+                sections=tuple((int(a), str(t), str(h)) for a, t, h in d.get("sections", ())),
             )
             for d in raw_docs
         ]

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -97,6 +98,9 @@ class EmbeddedStore:
             "chunks": len(snap.chunks),
             "sentences": len(snap.sentences),
         }
+
+    def state(self, key: str) -> Any:
+        return self.snapshot.manifest.state.get(key)
 
     def search_chunks(self, vector: np.ndarray, k: int, where: Filter) -> list[tuple[str, float]]:
         snap = self.snapshot

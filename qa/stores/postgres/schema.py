@@ -72,7 +72,8 @@ def ddl(schema: str, dim: int) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {s}.qa_documents (
             id text PRIMARY KEY, title text NOT NULL, source text NOT NULL, url text,
             revision text, groups text[] NOT NULL DEFAULT '{{}}', sha256 text NOT NULL,
-            indexed_at timestamptz NOT NULL DEFAULT now(), chars integer NOT NULL)""",
+            indexed_at timestamptz NOT NULL DEFAULT now(), chars integer NOT NULL,
+            sections jsonb NOT NULL DEFAULT '[]')""",
         f"""CREATE TABLE IF NOT EXISTS {s}.qa_chunks (
             id text PRIMARY KEY,
             doc_id text NOT NULL REFERENCES {s}.qa_documents (id) ON DELETE CASCADE,

@@ -106,16 +106,12 @@ class PostgresStore:
         return StoreInfo.from_dict(rows[0][0]) if rows else None
 
     def documents(self) -> list[DocumentInfo]:
-        rows = self._query(
-            "SELECT id, title, source, url, revision, groups, sha256, indexed_at "
-            "FROM qa_documents ORDER BY id"
-        )
+        rows = self._query(f"SELECT {_DOCUMENT_COLUMNS} FROM qa_documents ORDER BY id")
         return [_document(row) for row in rows]
 
     def document_info(self, doc_ids: Iterable[str]) -> dict[str, DocumentInfo]:
         rows = self._query(
-            "SELECT id, title, source, url, revision, groups, sha256, indexed_at "
-            "FROM qa_documents WHERE id = ANY(%s)",
+            f"SELECT {_DOCUMENT_COLUMNS} FROM qa_documents WHERE id = ANY(%s)",
             (list(doc_ids),),
         )
         return {row[0]: _document(row) for row in rows}
@@ -126,6 +122,10 @@ class PostgresStore:
             "(SELECT count(*) FROM qa_sentences)"
         )[0]
         return {"documents": int(row[0]), "chunks": int(row[1]), "sentences": int(row[2])}
+
+    def state(self, key: str) -> Any:
+        rows = self._query("SELECT value FROM qa_meta WHERE key = %s", (f"state:{key}",))
+        return rows[0][0] if rows else None
 
     # ----- searching -----------------------------------------------------------------------
     def search_chunks(self, vector: np.ndarray, k: int, where: Filter) -> list[tuple[str, float]]:
@@ -268,8 +268,11 @@ def _vector(vector: np.ndarray) -> Any:
     return Vector(np.asarray(vector, dtype=np.float32).reshape(-1))
 
 
+_DOCUMENT_COLUMNS = "id, title, source, url, revision, groups, sha256, indexed_at, sections"
+
+
 def _document(row: tuple[Any, ...]) -> DocumentInfo:
-    doc_id, title, source, url, revision, groups, sha256, indexed_at = row
+    doc_id, title, source, url, revision, groups, sha256, indexed_at, sections = row
     return DocumentInfo(
         id=doc_id,
         title=title,
@@ -279,6 +282,7 @@ def _document(row: tuple[Any, ...]) -> DocumentInfo:
         groups=tuple(groups or ()),
         sha256=sha256,
         indexed_at=indexed_at.isoformat(timespec="seconds") if indexed_at else "",
+        sections=tuple((int(a), str(t), str(h)) for a, t, h in sections or ()),
     )
 
 

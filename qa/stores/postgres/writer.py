@@ -51,10 +51,10 @@ class PostgresWriter:
         cur = self.conn.cursor()
         groups = list(doc.groups)
         cur.execute(
-            "INSERT INTO qa_documents (id, title, source, url, revision, groups, sha256, chars) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            "INSERT INTO qa_documents (id, title, source, url, revision, groups, sha256, chars, "
+            "sections) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (doc.id, doc.title, doc.source, doc.url, doc.revision, groups, update.sha256,
-             len(doc.text)),
+             len(doc.text), Jsonb([list(s) for s in doc.sections])),
         )  # fmt: skip
         chunk_rows = []
         total_terms = 0
@@ -93,6 +93,15 @@ class PostgresWriter:
             (doc.id,),
         )
         self._stats(len(chunk_rows), total_terms)
+
+    def set_state(self, key: str, value: Any) -> None:
+        from psycopg.types.json import Jsonb
+
+        self.conn.execute(
+            "INSERT INTO qa_meta (key, value) VALUES (%s, %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            (f"state:{key}", Jsonb(value)),
+        )
 
     def _stats(self, chunks: int, terms: int) -> None:
         self.conn.execute(
