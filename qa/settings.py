@@ -66,6 +66,11 @@ class Settings:
             value = getattr(self, key)
             if not isinstance(value, int) or value <= 0:
                 raise SettingsError(f"{key} ({value!r}) must be a positive integer")
+        if self.top_k > 50 or self.answer_from > 50 or self.candidates > 1000:
+            raise SettingsError(
+                f"top_k ({self.top_k}) and answer_from ({self.answer_from}) must be at most 50, "
+                f"candidates ({self.candidates}) at most 1000: they bound every answer's size"
+            )
         if self.chunk_tokens < 16:
             raise SettingsError(f"chunk_tokens ({self.chunk_tokens}) must be at least 16")
         if not 0 <= self.chunk_overlap_sentences <= 3:

@@ -26,7 +26,12 @@ def running_app(app: Any, port: int | None = None, root_path: str = "") -> Itera
     """Serve an ASGI app on 127.0.0.1 in a thread until the block ends; yields the port."""
     port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, root_path=root_path, log_level="warning"
+        app,
+        host="127.0.0.1",
+        port=port,
+        root_path=root_path,
+        log_level="warning",
+        proxy_headers=False,  # as `qa serve`: the app's Edge middleware decides whom to trust
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"app-{port}", daemon=True)

@@ -21,6 +21,7 @@ from qa import lexical
 from qa.embedding import Embedder
 from qa.indexing.chunking import chunk_document
 from qa.indexing.documents import Skipped
+from qa.indexing.sanitize import sanitize
 from qa.settings import Settings
 from qa.stores.base import DocumentUpdate, Store, StoreError, StoreInfo
 from qa.types import Document, Sentence, sentence_id
@@ -116,7 +117,8 @@ def index_documents(
     batch: list[tuple[Document, str]] = []
     bar = tqdm(desc="embedding", unit="sentence", total=0, disable=not progress)
     with bar, store.writer(wanted, sources=sources, progress=progress, reset=rebuild) as writer:
-        for document in documents:
+        for original in documents:
+            document = sanitize(original)
             if document.id in seen:
                 raise StoreError(f"two documents have the id {document.id!r}")
             seen.add(document.id)

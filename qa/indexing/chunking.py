@@ -22,6 +22,10 @@ _SPACE = re.compile(r"\s+")
 # A run with no space (a URL, base64) is cut within windows of this many characters per token
 # of budget: re-counting the whole rest after each cut was quadratic (100 KB took 100 s).
 CHARS_PER_TOKEN_WINDOW = 16
+# Chunks and sentences are bounded in characters too, at this many per token of budget
+# (English runs about 4-5): a word the tokenizer reads as one [UNK] token could otherwise make
+# a 1 MB chunk, returned whole with every answer.
+CHARS_PER_TOKEN = 8
 
 
 def paragraph_spans(text: str) -> list[Span]:
@@ -100,6 +104,7 @@ def chunk_document(
     as the model's tokenizer counts them; a sentence longer than that is cut at word breaks.
     """
     text = document.text
+    max_chars = max_tokens * CHARS_PER_TOKEN
     chunks: list[Chunk] = []
     chunk_sentences: list[list[Span]] = []
     for p_start, p_end in paragraph_spans(text):
@@ -108,14 +113,16 @@ def chunk_document(
         pieces: list[Span] = []
         piece_counts: list[int] = []
         for span, n in zip(sentences, counts, strict=True):
-            if n <= max_tokens:
+            if n <= max_tokens and span[1] - span[0] <= max_chars:
                 pieces.append(span)
                 piece_counts.append(n)
-            else:
-                for sub in _split_long(text, span, count_tokens, max_tokens):
-                    pieces.append(sub)
-                    piece_counts.append(count_tokens([text[sub[0] : sub[1]]])[0])
-        for group in _pack(text, pieces, piece_counts, count_tokens, max_tokens, overlap):
+                continue
+            for sub in _split_long(text, span, count_tokens, max_tokens):
+                for part in _split_chars(text, sub, max_chars):
+                    pieces.append(part)
+                    piece_counts.append(count_tokens([text[part[0] : part[1]]])[0])
+        packed = _pack(text, pieces, piece_counts, count_tokens, max_tokens, overlap, max_chars)
+        for group in packed:
             start, end = group[0][0], group[-1][1]
             chunks.append(
                 Chunk(
@@ -156,6 +163,7 @@ def _pack(
     count_tokens: TokenCounter,
     max_tokens: int,
     overlap: int,
+    max_chars: int,
 ) -> list[list[Span]]:
     """Greedy groups of consecutive sentences that fit the budget, checked by the tokenizer."""
     groups: list[list[Span]] = []
@@ -164,7 +172,11 @@ def _pack(
         group = [pieces[i]]
         total = counts[i]
         j = i + 1
-        while j < len(pieces) and total + counts[j] <= max_tokens:
+        while (
+            j < len(pieces)
+            and total + counts[j] <= max_tokens
+            and pieces[j][1] - group[0][0] <= max_chars
+        ):
             group.append(pieces[j])
             total += counts[j]
             j += 1
@@ -177,7 +189,10 @@ def _pack(
             break
         # Carry the last `overlap` sentences into the next chunk, if they leave room to move on.
         carry = min(overlap, len(group) - 1)
-        while carry > 0 and sum(counts[j - carry : j + 1]) > max_tokens:
+        while carry > 0 and (
+            sum(counts[j - carry : j + 1]) > max_tokens
+            or pieces[j][1] - pieces[j - carry][0] > max_chars
+        ):
             carry -= 1
         i = j - carry
     return groups
@@ -212,6 +227,19 @@ def _split_long(text: str, span: Span, count_tokens: TokenCounter, max_tokens: i
             result.append((a, end))
             a = end
     return result
+
+
+def _split_chars(text: str, span: Span, max_chars: int) -> list[Span]:
+    """A span in pieces of at most `max_chars` characters, cut at a space where there is one."""
+    a, b = span
+    parts: list[Span] = []
+    while b - a > max_chars:
+        cut = text.rfind(" ", a + max_chars // 2, a + max_chars)
+        cut = cut if cut > a else a + max_chars
+        parts.append(_strip(text, a, cut))
+        a = cut
+    parts.append(_strip(text, a, b))
+    return [p for p in parts if p[1] > p[0]]
 
 
 def _strip(text: str, start: int, end: int) -> Span:

@@ -6,12 +6,13 @@ in-flight limits guard the REST API, where one client could otherwise keep the m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -174,3 +175,37 @@ class InFlight:
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             self.count -= 1
+
+
+class Refused(Exception):
+    """A question the gate turns away: an HTTP status, a message for the reader, a retry hint."""
+
+    def __init__(self, status: int, message: str, retry_after: int = 0) -> None:
+        super().__init__(message)
+        self.status, self.message, self.retry_after = status, message, retry_after
+
+
+class AskGate:
+    """The one set of limits every way of asking goes through (REST, the Gradio API, the chat):
+    a per-client rate, a cap on questions answered at once, and the question's length."""
+
+    def __init__(self, rate_limit: int, max_inflight: int, max_question_chars: int) -> None:
+        self.limiter = RateLimiter(rate_limit)
+        self.inflight = InFlight(max_inflight)
+        self.max_question_chars = max_question_chars
+
+    @contextlib.contextmanager
+    def admit(self, client: str, question: str) -> Iterator[None]:
+        wait = self.limiter.retry_after(client)
+        if wait:
+            raise Refused(429, f"too many questions; try again in {wait} s", wait)
+        if len(question) > self.max_question_chars:
+            raise Refused(
+                422,
+                f"question: at most {self.max_question_chars} characters, got {len(question)}",
+            )
+        try:
+            with self.inflight:
+                yield
+        except BusyError as error:
+            raise Refused(503, str(error), 1) from None

@@ -31,6 +31,7 @@ class Loaded:
     kb: KnowledgeBase
     at: float  # time.time() when it was swapped in
     took_ms: float
+    counts: dict[str, int]  # documents, chunks, sentences when it was opened
 
 
 class LiveKnowledgeBase:
@@ -56,7 +57,7 @@ class LiveKnowledgeBase:
             ),
             warm_up=False,
         )
-        live._loaded = Loaded(kb, time.time(), 0.0)
+        live._loaded = Loaded(kb, time.time(), 0.0, kb.store.counts())
         return live
 
     def current(self) -> KnowledgeBase:
@@ -81,11 +82,16 @@ class LiveKnowledgeBase:
             except Exception as error:
                 self._error = f"{type(error).__name__}: {error}"
                 raise
-            self._loaded = Loaded(kb, time.time(), (time.perf_counter() - began) * 1000)
+            took = (time.perf_counter() - began) * 1000
+            self._loaded = Loaded(kb, time.time(), took, kb.store.counts())
             self._error = None
             if old is not None:
                 self.reloads += 1
             return kb
+
+    @property
+    def reloading(self) -> bool:
+        return self._reload_lock.locked()
 
     def load_in_background(self) -> threading.Thread:
         """Start loading; until it is done, `current()` raises NotReadyError."""
@@ -106,7 +112,7 @@ class LiveKnowledgeBase:
         if loaded is None:
             return {"loaded": False, "failed": self._error is not None}
         kb = loaded.kb
-        counts = kb.store.counts()
+        counts = loaded.counts
         return {
             "loaded": True,
             "failed": False,

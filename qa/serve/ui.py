@@ -12,6 +12,8 @@ from typing import Any
 import gradio as gr
 
 from qa.errors import USER_ERRORS
+from qa.serve.edge import client_of
+from qa.serve.guards import AskGate, Refused
 from qa.serve.live import LiveKnowledgeBase, NotReadyError
 from qa.serve.render import answer_html, documents_html, inert
 
@@ -32,7 +34,11 @@ def message_text(message: Any) -> str:
 
 
 def respond(
-    live: LiveKnowledgeBase, message: Any, history: list[dict[str, str]]
+    live: LiveKnowledgeBase,
+    gate: AskGate,
+    client: str,
+    message: Any,
+    history: list[dict[str, str]],
 ) -> tuple[list[dict[str, str]], list[dict[str, str]], str]:
     """One chat turn: (messages to show, new history, text left in the box).
 
@@ -44,7 +50,10 @@ def respond(
     if not question.strip():
         return _shown(history), history, ""
     try:
-        result = live.current().ask(question, history)
+        with gate.admit(client, question):
+            result = live.current().ask(question, history)
+    except Refused as error:
+        raise gr.Error(error.message) from None
     except NotReadyError as error:
         raise gr.Error(str(error)) from None
     except USER_ERRORS as error:
@@ -62,11 +71,19 @@ def _shown(history: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def ask_api(
-    live: LiveKnowledgeBase, question: str, history: list[dict[str, str]] | None = None
+    live: LiveKnowledgeBase,
+    gate: AskGate,
+    client: str,
+    question: Any,
+    history: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The answer as JSON (the Gradio API's "ask" endpoint), errors as gr.Error."""
     try:
-        return live.current().ask(question, history).to_dict()
+        text = question if isinstance(question, str) else ""
+        with gate.admit(client, text):
+            return live.current().ask(question, history).to_dict()
+    except Refused as error:
+        raise gr.Error(error.message) from None
     except NotReadyError as error:
         raise gr.Error(str(error)) from None
     except USER_ERRORS as error:
@@ -97,13 +114,31 @@ def theme() -> gr.themes.Base:
 
 def build_blocks(
     live: LiveKnowledgeBase,
+    gate: AskGate,
     *,
     examples: tuple[str, ...],
-    max_question_chars: int,
     compact: bool = False,
     api: bool = True,
 ) -> gr.Blocks:
-    """The chat page; `compact` is the embed: no big header, a shorter chat."""
+    """The chat page; `compact` is the embed: no big header, a shorter chat.
+
+    Handlers are plain functions (not partials) so that Gradio hands them the request, whose
+    client the edge middleware named: the chat and the API go through the same gate as REST.
+    """
+
+    def submit(
+        message: Any, history: list[dict[str, str]], request: gr.Request
+    ) -> tuple[list[dict[str, str]], list[dict[str, str]], str]:
+        return respond(live, gate, client_of(request.headers), message, history)
+
+    def example(question: str) -> Any:
+        def ask_example(
+            history: list[dict[str, str]], request: gr.Request
+        ) -> tuple[list[dict[str, str]], list[dict[str, str]], str]:
+            return respond(live, gate, client_of(request.headers), question, history)
+
+        return ask_example
+
     with gr.Blocks(title=TITLE, fill_height=compact) as demo:
         if not compact:
             gr.Markdown(f"# {TITLE}", elem_classes="qa-title")
@@ -122,7 +157,7 @@ def build_blocks(
             box = gr.Textbox(
                 placeholder="Ask a question about the documents",
                 show_label=False,
-                max_length=max_question_chars,
+                max_length=gate.max_question_chars,
                 submit_btn="Ask",
                 autofocus=not compact,
                 scale=8,
@@ -134,13 +169,13 @@ def build_blocks(
             with gr.Row(elem_classes="qa-examples"):
                 for question in examples[: 3 if compact else len(examples)]:
                     gr.Button(question, size="sm").click(
-                        functools.partial(respond, live, question),
+                        example(question),
                         inputs=[history],
                         outputs=[chatbot, history, box],
                         api_visibility="private",
                     )
         box.submit(
-            functools.partial(respond, live),
+            submit,
             inputs=[box, history],
             outputs=[chatbot, history, box],
             api_visibility="private",
@@ -161,9 +196,14 @@ def build_blocks(
         )
         if api:
 
-            def ask(question: str, history: list[dict[str, str]] | None = None) -> dict[str, Any]:
+            def ask(
+                question: str,
+                history: list[dict[str, str]] | None = None,
+                request: gr.Request = None,  # type: ignore[assignment]
+            ) -> dict[str, Any]:
                 """Answer a question from the documents: the same JSON as POST /api/ask."""
-                return ask_api(live, question, history)
+                client = client_of(request.headers) if request is not None else "?"
+                return ask_api(live, gate, client, question, history)
 
             gr.api(ask, api_name="ask")
     return demo

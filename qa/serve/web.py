@@ -28,7 +28,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from qa.errors import USER_ERRORS
-from qa.serve.guards import BodyLimit, BusyError, InFlight, OriginPolicy, RateLimiter
+from qa.serve.edge import Edge, client_of, default_hosts
+from qa.serve.guards import AskGate, BodyLimit, OriginPolicy, Refused
 from qa.serve.live import LiveKnowledgeBase, Loader, NotReadyError
 from qa.serve.schema import AnswerOut, AskRequest
 from qa.serve.webconfig import WebSettings
@@ -64,8 +65,7 @@ def create_app(
 
     web = web or WebSettings.from_env()
     settings = settings or Settings.from_env()
-    limiter = RateLimiter(web.rate_limit)
-    inflight = InFlight(web.max_inflight)
+    gate = AskGate(web.rate_limit, web.max_inflight, settings.max_question_chars)
     script = web_component_script()
 
     # The root path goes to uvicorn only (see serve()), which puts it in every request's
@@ -107,25 +107,15 @@ def create_app(
         user = identity(request)
         if user is None:
             return _error(401, f"sign in first (no {web.auth_header} header)")
-        client = user if web.auth_header else (request.client.host if request.client else "?")
-        wait = limiter.retry_after(client)
-        if wait:
-            return _error(
-                429, f"too many questions; try again in {wait} s", **{"Retry-After": str(wait)}
-            )
-        if len(body.question) > settings.max_question_chars:
-            return _error(
-                422,
-                f"question: at most {settings.max_question_chars} characters, "
-                f"got {len(body.question)}",
-            )
+        client = user if web.auth_header else client_of(request.headers)
         history = [turn.model_dump() for turn in body.history]
         try:
-            with inflight:
+            with gate.admit(client, body.question):
                 kb = live.current()
                 result = await anyio.to_thread.run_sync(kb.ask, body.question, history)
-        except BusyError as error:
-            return _error(503, str(error), **{"Retry-After": "1"})
+        except Refused as error:
+            wait = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
+            return _error(error.status, error.message, **wait)
         except NotReadyError as error:
             return _error(503, str(error), **{"Retry-After": "5"})
         except USER_ERRORS as error:
@@ -133,7 +123,7 @@ def create_app(
         return JSONResponse(result.to_dict())
 
     @app.get("/healthz", summary="Whether the knowledge base is loaded, and its size")
-    def healthz() -> JSONResponse:
+    async def healthz() -> JSONResponse:  # async: never queued behind threads doing work
         status = live.status()
         state = "ok" if status["loaded"] else ("failed" if status["failed"] else "loading")
         return JSONResponse({"status": state, **status}, status_code=200 if state == "ok" else 503)
@@ -147,7 +137,11 @@ def create_app(
             given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
             if not hmac.compare_digest(given.encode(), web.admin_token.encode()):
                 raise _Refused(401, "a valid 'Authorization: Bearer <QA_ADMIN_TOKEN>' is needed")
-        elif not _loopback(request.client.host if request.client else ""):
+        elif (
+            not _loopback(request.client.host if request.client else "")
+            or request.headers.get("x-qa-forwarded")  # a proxy on this machine forwarded it
+            or _cross_site(request)
+        ):
             raise _Refused(403, "reload is only allowed from this machine (or set QA_ADMIN_TOKEN)")
 
     @app.exception_handler(_Refused)
@@ -156,6 +150,8 @@ def create_app(
 
     @app.post("/admin/reload", dependencies=[Depends(admin)], summary="Reopen the index from disk")
     async def reload() -> JSONResponse:
+        if live.reloading:  # concurrent reloads coalesce: the running one reads the newest index
+            return JSONResponse({"reloaded": False, "coalesced": True}, status_code=202)
         try:
             await anyio.to_thread.run_sync(live.load)
         except Exception as error:
@@ -192,8 +188,8 @@ def create_app(
     for path, compact in (("/embed", True), ("/", False)):
         blocks = build_blocks(
             live,
+            gate,
             examples=web.examples,
-            max_question_chars=settings.max_question_chars,
             compact=compact,
             api=not compact,
         )
@@ -220,6 +216,13 @@ def create_app(
         max_age=600,
     )
     app.add_middleware(OriginPolicy, allowed_origins=web.allowed_origins)
+    app.add_middleware(
+        Edge,
+        allowed_hosts=frozenset(web.allowed_hosts) or default_hosts(web.host),
+        trusted_proxies=web.trusted_proxies,
+        api_mounts=("",),
+        page_mounts=("", "/embed"),
+    )
     return app
 
 
@@ -227,6 +230,18 @@ class _Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status, self.message = status, message
+
+
+def _cross_site(request: Request) -> bool:
+    """A browser request another site made (a form or fetch from a web page), e.g. CSRF."""
+    if request.headers.get("sec-fetch-site", "none") not in ("none", "same-origin"):
+        return True
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    from urllib.parse import urlsplit
+
+    return urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower()
 
 
 def _loopback(host: str) -> bool:
@@ -283,11 +298,22 @@ def serve(host: str | None = None, port: int | None = None, index: str | None = 
     except USER_ERRORS as error:
         print(f"qa: error: {error}", file=sys.stderr)
         return 2
+    private_gradio_folder()
     live = LiveKnowledgeBase(loader_for(web.index, settings))
     app = create_app(live, web, settings)
+    if not web.allowed_hosts and default_hosts(web.host) is None:
+        print(
+            f"qa: warning: listening on {web.host} answers any Host header; set QA_ALLOWED_HOSTS "
+            "to the names readers use (it stops DNS rebinding and forged page URLs)",
+            file=sys.stderr,
+        )
     server = uvicorn.Server(
         uvicorn.Config(
-            app, root_path=web.root_path, log_level="warning", timeout_graceful_shutdown=5
+            app,
+            root_path=web.root_path,
+            log_level="warning",
+            timeout_graceful_shutdown=5,
+            proxy_headers=False,  # the Edge middleware decides whom to believe (trusted_proxies)
         )
     )
     failed: list[int] = []
@@ -313,6 +339,23 @@ def serve(host: str | None = None, port: int | None = None, index: str | None = 
     )
     server.run(sockets=[sock])
     return failed[0] if failed else 0
+
+
+def private_gradio_folder() -> None:
+    """Gradio's temporary files go to a folder of this process only, removed at exit.
+
+    Gradio's default (gradio/ in the system temp folder) is shared by every Gradio app on the
+    machine, so what one instance stored another served.
+    """
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    if "GRADIO_TEMP_DIR" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="qa-gradio-")
+        os.environ["GRADIO_TEMP_DIR"] = folder
+        atexit.register(shutil.rmtree, folder, True)
 
 
 def precheck(index: str, settings: Settings) -> None:

@@ -6,6 +6,7 @@ from the engine's `Settings`, which decide what an answer is.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -50,6 +51,14 @@ class WebSettings:
     queue_size: int = 64
     # Chat requests the Gradio queue answers at once.
     concurrency: int = 4
+    # Host names the app answers to (the Host header); others get 400, which stops DNS
+    # rebinding and forged page URLs. Empty: what `host` implies (loopback names for 127.0.0.1;
+    # any host when listening on 0.0.0.0, with a warning to set this).
+    allowed_hosts: tuple[str, ...] = ()
+    # Reverse proxies (IP addresses or networks, e.g. 10.0.0.5 or 10.0.0.0/24) whose
+    # X-Forwarded-For / X-Forwarded-Host headers are believed; from anyone else they are dropped.
+    # The rate limit counts the client the trusted proxies name. Empty: trust no proxy.
+    trusted_proxies: tuple[str, ...] = ()
     # Clickable example questions on the chat pages; QA_EXAMPLES separates them with "|".
     examples: tuple[str, ...] = DEFAULT_EXAMPLES
 
@@ -68,6 +77,18 @@ class WebSettings:
             raise SettingsError(
                 f"root_path ({self.root_path!r}) must start with '/' and not end with one"
             )
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"trusted proxy ({proxy!r}) must be an IP address or network"
+                ) from None
+        for name in self.allowed_hosts:
+            if not name or any(c in name for c in "/@ ") or name != name.lower():
+                raise SettingsError(
+                    f"allowed host ({name!r}) must be a lower-case host name, without a port"
+                )
         if self.auth_header and not self.auth_header.replace("-", "").isalnum():
             raise SettingsError(f"auth_header ({self.auth_header!r}) must be a header name")
 
