@@ -83,6 +83,23 @@ def sentence_id(chunk: str, ordinal: int) -> str:
 
 
 @dataclass(frozen=True)
+class Feedback:
+    """A reader's verdict on one answer, kept for whoever tunes the knowledge base."""
+
+    question: str
+    answer: str
+    passage_ids: tuple[str, ...]  # the chunk ids the answer showed, best first
+    rating: int  # +1 (helpful) or -1 (not helpful)
+    comment: str = ""
+    user: str | None = None  # the signed-in reader, when known
+    at: str = ""  # ISO time it was given; filled by the store when empty
+
+    def __post_init__(self) -> None:
+        if self.rating not in (1, -1):
+            raise ValueError(f"rating ({self.rating!r}) must be 1 or -1")
+
+
+@dataclass(frozen=True)
 class Passage:
     chunk: Chunk
     score: float  # the fused retrieval score

@@ -269,3 +269,21 @@ def test_writers_keep_state_with_their_commit(spec):
     assert open_store(spec).state("sync") == {"since": "2026-01-01T00:00:00Z"}
     _, report = build(spec, DOCS)  # a later index run keeps it
     assert open_store(spec).state("sync") == {"since": "2026-01-01T00:00:00Z"}
+
+
+def test_feedback_is_kept_and_bounded(spec):
+    from qa.types import Feedback
+
+    store, _ = build(spec, DOCS)
+    store.add_feedback(Feedback("Who kept the lamp?", "Martha [1]", ("lighthouse.txt::0",), 1))
+    store.add_feedback(
+        Feedback("q", "a", (), -1, comment="x" * 100_000 + "\n\"'<script>", user="alice")
+    )
+    kept = open_store(spec).feedback()
+    assert [f.rating for f in kept] == [1, -1]
+    assert kept[0].passage_ids == ("lighthouse.txt::0",) and kept[0].at
+    assert kept[1].user == "alice" and len(kept[1].comment) == 4000
+    build(spec, DOCS[:1])  # a rebuild keeps what readers said
+    assert len(open_store(spec).feedback()) == 2
+    with pytest.raises(ValueError, match="rating"):
+        Feedback("q", "a", (), 5)

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from qa.types import Chunk, Document, DocumentInfo, Sentence
+from qa.types import Chunk, Document, DocumentInfo, Feedback, Sentence
 
 # The layout both stores write; a store with another version is refused with a rebuild hint.
 # 3: stable chunk and sentence ids, document metadata (url, revision, groups), deletes.
@@ -209,6 +209,15 @@ class Store(Protocol):
 
     def document_info(self, doc_ids: Iterable[str]) -> dict[str, DocumentInfo]: ...
 
+    # ----- feedback ------------------------------------------------------------------------
+    def add_feedback(self, feedback: Feedback) -> None:
+        """Keep one reader's verdict (serving processes call this; no write lock needed)."""
+        ...
+
+    def feedback(self) -> list[Feedback]:
+        """Every verdict kept, oldest first."""
+        ...
+
     # ----- writing -------------------------------------------------------------------------
     def writer(
         self,
@@ -225,6 +234,36 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+MAX_FEEDBACK_CHARS = 4000  # a comment, question or answer kept with feedback is cut to this
+
+
+def feedback_record(feedback: Feedback) -> dict[str, Any]:
+    """A verdict as bounded JSON, the same in both stores."""
+    from datetime import UTC, datetime
+
+    return {
+        "at": feedback.at or datetime.now(UTC).isoformat(timespec="seconds"),
+        "user": (feedback.user or None) and feedback.user[:200],
+        "rating": feedback.rating,
+        "question": feedback.question[:MAX_FEEDBACK_CHARS],
+        "answer": feedback.answer[:MAX_FEEDBACK_CHARS],
+        "passage_ids": [str(p)[:500] for p in feedback.passage_ids[:50]],
+        "comment": feedback.comment[:MAX_FEEDBACK_CHARS],
+    }
+
+
+def feedback_from(record: dict[str, Any]) -> Feedback:
+    return Feedback(
+        question=str(record.get("question", "")),
+        answer=str(record.get("answer", "")),
+        passage_ids=tuple(str(p) for p in record.get("passage_ids", ())),
+        rating=int(record["rating"]),
+        comment=str(record.get("comment", "")),
+        user=record.get("user"),
+        at=str(record.get("at", "")),
+    )
 
 
 def bm25_idf(n_chunks: int, df: int) -> float:

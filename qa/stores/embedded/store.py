@@ -23,11 +23,15 @@ from qa.stores.base import (
     StoreInfo,
     Writer,
     bm25_idf,
+    feedback_from,
+    feedback_record,
 )
 from qa.stores.embedded import commit, vectors
 from qa.stores.embedded.manifest import read_manifest, rebuild_hint
 from qa.stores.embedded.snapshot import Snapshot, load
-from qa.types import DocumentInfo
+from qa.types import DocumentInfo, Feedback
+
+FEEDBACK = "feedback.jsonl"  # readers' verdicts; kept across rebuilds (not a data file)
 
 # Filters whose allowed-row masks are kept (readers usually fall in a few groups).
 MASK_CACHE = 64
@@ -175,6 +179,36 @@ class EmbeddedStore:
             )
             offset += b - a
         return result
+
+    # ----- feedback ------------------------------------------------------------------------
+    def add_feedback(self, feedback: Feedback) -> None:
+        """Appended as one JSON line under a file lock: many serving processes may share it."""
+        import fcntl
+        import json
+
+        line = json.dumps(feedback_record(feedback), ensure_ascii=False) + "\n"
+        try:
+            with (self.folder / FEEDBACK).open("a", encoding="utf-8") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                handle.write(line)
+        except OSError as error:
+            raise StoreError(
+                f"cannot keep feedback in {self.folder} ({error.strerror or error})"
+            ) from None
+
+    def feedback(self) -> list[Feedback]:
+        import json
+
+        path = self.folder / FEEDBACK
+        if not path.exists():
+            return []
+        records = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(feedback_from(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a crash
+        return records
 
     # ----- writing -------------------------------------------------------------------------
     def writer(

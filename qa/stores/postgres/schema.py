@@ -96,6 +96,8 @@ def ddl(schema: str, dim: int) -> list[str]:
             USING hnsw (embedding vector_ip_ops)
             WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})""",
         f"CREATE TABLE IF NOT EXISTS {s}.qa_terms (term text PRIMARY KEY, df integer NOT NULL)",
+        f"""CREATE TABLE IF NOT EXISTS {s}.qa_feedback (
+            id bigserial PRIMARY KEY, record jsonb NOT NULL)""",
         f"""INSERT INTO {s}.qa_meta (key, value) VALUES ('stats', '{{"chunks": 0, "terms": 0}}')
             ON CONFLICT (key) DO NOTHING""",
     ]

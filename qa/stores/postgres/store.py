@@ -14,9 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from qa.stores.base import Filter, ScoredChunk, StoreError, StoreInfo, Writer, bm25_idf
+from qa.stores.base import (
+    Filter,
+    ScoredChunk,
+    StoreError,
+    StoreInfo,
+    Writer,
+    bm25_idf,
+    feedback_from,
+    feedback_record,
+)
 from qa.stores.postgres import schema as sql
-from qa.types import Chunk, DocumentInfo, Sentence
+from qa.types import Chunk, DocumentInfo, Feedback, Sentence
 
 # Connections kept per process: one question uses one at a time.
 POOL_SIZE = 8
@@ -89,7 +98,7 @@ class PostgresStore:
                 f"no knowledge base in {self._printable} (schema {self.schema}); build one "
                 f"with: qa index PATH... --store {self._printable}"
             ) from None
-        except psycopg.OperationalError as error:
+        except psycopg.Error as error:  # unreachable, read-only replica, ...
             raise StoreError(f"PostgreSQL at {self._printable} failed ({_reason(error)})") from None
 
     def close(self) -> None:
@@ -221,6 +230,19 @@ class PostgresStore:
             )
             for cid, chunk in chunks.items()
         }
+
+    # ----- feedback ------------------------------------------------------------------------
+    def add_feedback(self, feedback: Feedback) -> None:
+        from psycopg.types.json import Jsonb
+
+        self._query(
+            "INSERT INTO qa_feedback (record) VALUES (%s) RETURNING id",
+            (Jsonb(feedback_record(feedback)),),
+        )
+
+    def feedback(self) -> list[Feedback]:
+        rows = self._query("SELECT record FROM qa_feedback ORDER BY id")
+        return [feedback_from(row[0]) for row in rows]
 
     # ----- writing -------------------------------------------------------------------------
     def writer(
