@@ -11,7 +11,8 @@ p50/p95/p99 latency, throughput, and the server's RSS at start, peak and end.
 
 The server runs as its own process (so its memory is its own), with the rate limit off and
 room for every user in the REST and chat queues: this measures capacity, not the guards.
-tests/test_load.py runs a small version in CI.
+tests/test_load.py runs a small, counted version in CI (load_counted: a fixed number of requests,
+the server's RSS after each round, judged by levels_off).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ CONVERSATIONS = (
     ("What is the capital of France?",),
 )
 CHANNELS = ("rest", "gradio")
+QA = (sys.executable, "-m", "qa.cli")
 
 
 @dataclass
@@ -77,6 +79,10 @@ class Report:
     rss_mb: dict[str, float] = field(default_factory=dict)  # startup, start, peak, end
     load_average: float = 0.0  # the machine's 1-minute load average just before the run
     samples_mb: list[float] = field(default_factory=list)
+    # A counted run (load_counted): the server's RSS after warm-up and after each round of
+    # `round_requests` requests, each taken with no request in flight.
+    checkpoints_mb: list[float] = field(default_factory=list)
+    round_requests: int = 0
 
     def of(self, channel: str | None = None, status: str | None = None) -> list[Outcome]:
         return [
@@ -115,8 +121,13 @@ def build_index(out: Path) -> Path:
 
 
 @contextlib.contextmanager
-def server(index: Path, workdir: Path, users: int, **env: str) -> Iterator[tuple[str, int]]:
-    """`qa serve` on a free loopback port; yields its base URL and pid."""
+def server(
+    index: Path, workdir: Path, users: int, command: Sequence[str] | None = None, **env: str
+) -> Iterator[tuple[str, int]]:
+    """`qa serve` on a free loopback port; yields its base URL and pid.
+
+    `command` runs the `qa` command line (default `python -m qa.cli`), e.g. a wrapper that
+    patches qa before calling `qa.cli.main`; `serve` and its options are added to it."""
     port = free_port()
     environ = {
         **os.environ,
@@ -131,7 +142,7 @@ def server(index: Path, workdir: Path, users: int, **env: str) -> Iterator[tuple
     }
     log = (workdir / "server.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", "serve", "--index", str(index), "--port", str(port)],
+        [*(command or QA), "serve", "--index", str(index), "--port", str(port)],
         cwd=workdir,
         env=environ,
         stdout=log,
@@ -223,16 +234,17 @@ async def user(
     number: int,
     channel: str,
     client: httpx.AsyncClient,
-    until: float,
+    more: Callable[[], bool],
     report: Report,
     think: float,
 ) -> None:
+    """Conversations, question after question, for as long as `more()` (asked before each)."""
     rng = random.Random(number)
     ask = ask_rest if channel == "rest" else ask_gradio
-    while time.monotonic() < until:
+    while True:
         history: list[dict[str, str]] = []
         for question in rng.choice(CONVERSATIONS):
-            if time.monotonic() >= until:
+            if not more():
                 return
             began = time.monotonic()
             try:
@@ -256,10 +268,43 @@ async def user(
                 await asyncio.sleep(rng.uniform(0, 2 * think))
 
 
-async def sample_memory(pid: int, report: Report, until: float) -> None:
-    while time.monotonic() < until:
+async def sample_memory(pid: int, report: Report, running: Callable[[], bool]) -> None:
+    while running():
         report.samples_mb.append(rss_mb(pid))
         await asyncio.sleep(0.5)
+
+
+async def sampled(pid: int, report: Report, work: Awaitable[Any]) -> None:
+    """Await `work`, sampling the server's RSS every half second meanwhile."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        report.samples_mb.append(rss_mb(pid))
+        await asyncio.wait({task}, timeout=0.5)
+    await task
+
+
+def tickets(count: int) -> Callable[[], bool]:
+    """A `more()` for users sharing a fixed number of requests: true `count` times in all."""
+    left = count
+
+    def more() -> bool:
+        nonlocal left
+        left -= 1
+        return left >= 0
+
+    return more
+
+
+async def warm_up(client: httpx.AsyncClient) -> None:
+    """Every path once, each checked."""
+    for conversation in CONVERSATIONS:
+        check_body(await ask_rest(client, conversation[0], []), conversation[0])
+        check_body(await ask_gradio(client, conversation[0], []), conversation[0])
+
+
+def client_for(base: str, users: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=2 * users + 4, max_keepalive_connections=2 * users + 4)
+    return httpx.AsyncClient(base_url=base, timeout=120, limits=limits)
 
 
 async def load(
@@ -274,20 +319,21 @@ async def load(
 
     User n talks through channels[n % len(channels)]."""
     report = Report(users, seconds, channels)
-    limits = httpx.Limits(max_connections=2 * users + 4, max_keepalive_connections=2 * users + 4)
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+    async with client_for(base, users) as client:
         report.rss_mb["startup"] = rss_mb(pid)
-        for conversation in CONVERSATIONS:  # warm-up: every path once, not measured
-            check_body(await ask_rest(client, conversation[0], []), conversation[0])
-            check_body(await ask_gradio(client, conversation[0], []), conversation[0])
+        await warm_up(client)  # not measured
         report.rss_mb["start"] = rss_mb(pid)
         report.load_average = os.getloadavg()[0]
         began = time.monotonic()
         until = began + seconds
+
+        def more() -> bool:
+            return time.monotonic() < until
+
         await asyncio.gather(
-            sample_memory(pid, report, until),
+            sample_memory(pid, report, more),
             *(
-                user(n, channels[n % len(channels)], client, until, report, think)
+                user(n, channels[n % len(channels)], client, more, report, think)
                 for n in range(users)
             ),
         )
@@ -295,6 +341,88 @@ async def load(
         report.rss_mb["end"] = rss_mb(pid)
         report.rss_mb["peak"] = max([*report.samples_mb, report.rss_mb["end"]])
     return report
+
+
+async def load_counted(
+    base: str,
+    pid: int,
+    users: int,
+    requests: int,
+    rounds: int = 2,
+    channels: tuple[str, ...] = CHANNELS,
+) -> Report:
+    """Warm up, then `rounds` rounds of `requests` requests by `users` users; the report.
+
+    A fixed amount of work, whatever the machine's speed (no duration anywhere):
+    `report.checkpoints_mb` holds the server's RSS after the warm-up (every path once) and
+    after each round, each taken once every request of the round is answered, none in flight.
+    User n talks through channels[n % len(channels)]."""
+    report = Report(users, 0.0, channels, round_requests=requests)
+    async with client_for(base, users) as client:
+        report.rss_mb["startup"] = rss_mb(pid)
+        await warm_up(client)
+        report.rss_mb["start"] = rss_mb(pid)
+        report.checkpoints_mb.append(report.rss_mb["start"])
+        report.load_average = os.getloadavg()[0]
+        began = time.monotonic()
+        for number in range(rounds):
+            more = tickets(requests)
+            await sampled(
+                pid,
+                report,
+                asyncio.gather(
+                    *(
+                        user(
+                            number * users + n, channels[n % len(channels)], client, more, report, 0
+                        )
+                        for n in range(users)
+                    )
+                ),
+            )
+            report.checkpoints_mb.append(rss_mb(pid))
+        report.seconds = time.monotonic() - began
+        report.rss_mb["end"] = report.checkpoints_mb[-1]
+        report.rss_mb["peak"] = max([*report.samples_mb, *report.checkpoints_mb])
+    return report
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What levels_off() makes of a counted run's checkpoints."""
+
+    ok: bool
+    first_mb: float  # growth over the first round
+    second_mb: float  # growth over the last round
+    limit_mb: float  # what the last round may grow
+    why: str
+
+
+def levels_off(
+    checkpoints_mb: Sequence[float], round_requests: int, max_kb_per_request: float
+) -> Memory:
+    """Does the server's memory level off? A verdict on its RSS after warm-up and each round.
+
+    Growth that comes once (allocator arenas, the threads' first requests, caches filling
+    up) lands in the first round, however long it takes; a leak grows with every request, so
+    the last round grows like the first. So only the last round is judged: it may grow
+    `round_requests * max_kb_per_request`. Rounds are counts of requests, not durations: the
+    verdict on a slow machine is the verdict on a fast one."""
+    if len(checkpoints_mb) < 3:
+        raise ValueError(f"need RSS after warm-up and two rounds at least, not {checkpoints_mb}")
+    if round_requests <= 0:
+        raise ValueError(f"round_requests must be positive, not {round_requests}")
+    first = checkpoints_mb[1] - checkpoints_mb[0]
+    second = checkpoints_mb[-1] - checkpoints_mb[-2]
+    limit = round_requests * max_kb_per_request / 1024
+    per_request = second * 1024 / round_requests
+    ok = second <= limit
+    why = (
+        f"RSS {' -> '.join(f'{mb:.1f}' for mb in checkpoints_mb)} MB: the first round of "
+        f"{round_requests} requests grew {first:+.1f} MB, the last {second:+.1f} MB "
+        f"({per_request:.0f} KB a request); "
+        + (f"levels off (at most {limit:.1f} MB)" if ok else f"LEAK: over {limit:.1f} MB")
+    )
+    return Memory(ok, first, second, limit, why)
 
 
 # ----- the report --------------------------------------------------------------------------------
