@@ -251,12 +251,24 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def loader_for(index: str, settings: Settings) -> Loader:
-    """Opens `index` (or the default knowledge base when empty), reusing a loaded embedder."""
+def loader_for(index: str, settings: Settings, web: WebSettings | None = None) -> Loader:
+    """Opens `index` (or the default knowledge base when empty), reusing a loaded embedder.
+
+    The knowledge base a server answers from embeds concurrent questions together
+    (`BatchingEmbedder`); reloads keep the same one.
+    """
     from qa.knowledge import KnowledgeBase
+    from qa.serve.batching import BatchingEmbedder
+
+    web = web or WebSettings()
 
     def load(embedder: Any) -> KnowledgeBase:
-        return KnowledgeBase.load(index or None, settings=settings, embedder=embedder)
+        kb = KnowledgeBase.load(index or None, settings=settings, embedder=embedder)
+        if not isinstance(kb.embedder, BatchingEmbedder):
+            kb.embedder = BatchingEmbedder(
+                kb.embedder, max_batch=web.batch_max, window_ms=web.batch_window_ms
+            )
+        return kb
 
     return load
 
@@ -299,7 +311,7 @@ def serve(host: str | None = None, port: int | None = None, index: str | None = 
         print(f"qa: error: {error}", file=sys.stderr)
         return 2
     private_gradio_folder()
-    live = LiveKnowledgeBase(loader_for(web.index, settings))
+    live = LiveKnowledgeBase(loader_for(web.index, settings, web))
     app = create_app(live, web, settings)
     if not web.allowed_hosts and default_hosts(web.host) is None:
         print(

@@ -59,13 +59,20 @@ class WebSettings:
     # X-Forwarded-For / X-Forwarded-Host headers are believed; from anyone else they are dropped.
     # The rate limit counts the client the trusted proxies name. Empty: trust no proxy.
     trusted_proxies: tuple[str, ...] = ()
+    # Questions embedded together at most, when many arrive at once (one model call).
+    batch_max: int = 16
+    # How long a batch waits for company when the model is already busy, in milliseconds;
+    # 0 = never (batches form while the previous one runs). A lone reader never waits.
+    batch_window_ms: int = 0
     # Clickable example questions on the chat pages; QA_EXAMPLES separates them with "|".
     examples: tuple[str, ...] = DEFAULT_EXAMPLES
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise SettingsError(f"port ({self.port}) must be between 1 and 65535")
-        for key in ("max_body_bytes", "max_inflight", "queue_size", "concurrency"):
+        if self.batch_window_ms < 0:
+            raise SettingsError(f"batch_window_ms ({self.batch_window_ms}) must be 0 or more")
+        for key in ("max_body_bytes", "max_inflight", "queue_size", "concurrency", "batch_max"):
             value = getattr(self, key)
             if not isinstance(value, int) or value <= 0:
                 raise SettingsError(f"{key} ({value!r}) must be a positive integer")

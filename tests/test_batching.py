@@ -1,0 +1,80 @@
+"""BatchingEmbedder: concurrent questions share model calls; each gets its own vector."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from qa.serve.batching import BatchingEmbedder
+from tests.fakes import FakeEmbedder
+
+
+class SlowFake(FakeEmbedder):
+    """A fake whose every model call takes a while, as a real forward pass does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def encode(self, texts, *, batch_size=32, progress=False):
+        self.calls.append(len(texts))
+        time.sleep(0.02)
+        return super().encode(texts)
+
+
+def test_concurrent_questions_share_model_calls_and_get_their_own_vectors():
+    inner = SlowFake()
+    batching = BatchingEmbedder(inner, max_batch=8)
+    questions = [f"question number {n} about lighthouses" for n in range(64)]
+    with ThreadPoolExecutor(32) as pool:
+        vectors = list(pool.map(lambda q: batching.encode([q]), questions))
+    expected = FakeEmbedder().encode(questions)
+    np.testing.assert_allclose(np.vstack(vectors), expected, rtol=1e-6)
+    assert sum(inner.calls) == 64 and max(inner.calls) <= 8
+    assert len(inner.calls) < 32, inner.calls  # batched, not one call per question
+
+
+def test_a_lone_question_goes_at_once_even_with_a_window():
+    inner = SlowFake()
+    batching = BatchingEmbedder(inner, max_batch=16, window_ms=500)
+    began = time.perf_counter()
+    batching.encode(["alone"])
+    assert time.perf_counter() - began < 0.4  # no 500 ms window for an idle server
+    assert inner.calls == [1]
+
+
+def test_many_texts_bypass_the_queue_and_errors_reach_every_waiter():
+    inner = SlowFake()
+    batching = BatchingEmbedder(inner)
+    assert batching.encode(["a", "b", "c"]).shape == (3, inner.dim)
+    assert inner.calls == [3]
+
+    class Broken(FakeEmbedder):
+        def encode(self, texts, *, batch_size=32, progress=False):
+            time.sleep(0.01)
+            raise RuntimeError("model died")
+
+    broken = BatchingEmbedder(Broken())
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            broken.encode(["q"])
+        except RuntimeError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=ask) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(errors) == 10
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError):
+        BatchingEmbedder(FakeEmbedder(), max_batch=0)
