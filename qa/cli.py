@@ -9,6 +9,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
+from qa import cli_wiki
 from qa.settings import RETRIEVAL_MODES, Settings, SettingsError, offline_defaults
 from qa.types import Answer
 
@@ -42,7 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     index = commands.add_parser(
         "index", help="make a knowledge base hold exactly the documents under PATHs"
     )
-    index.add_argument("paths", nargs="+", help=".txt, .md, .html, .pdf files or folders")
+    index.add_argument(
+        "paths",
+        nargs="+",
+        help=".txt, .md, .html, .pdf files or folders; MediaWiki XML dumps (.xml, .xml.gz, .bz2)",
+    )
     index.add_argument("--out", help="folder of the embedded knowledge base to write")
     _store_flag(index)
     index.add_argument(
@@ -58,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--model", help="sentence-transformers model name or local folder")
     index.add_argument("--chunk-tokens", type=int, help="most tokens in a chunk (default 254)")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli_wiki.add_index_flags(index)
     index.set_defaults(run=_index)
 
     ask = commands.add_parser("ask", help="ask a question")
@@ -98,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--index", help="knowledge base folder (default: the S-400 article)")
     _store_flag(serve)
     serve.set_defaults(run=_serve)
+
+    cli_wiki.add_sync_command(commands, _store_flag, run=_sync)
     return parser
 
 
@@ -143,22 +151,17 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from qa.knowledge import KnowledgeBase
-
     out = store_spec(args, "--out")
     if out is None:
         raise SettingsError("say where to write: --out FOLDER or --store postgresql://...")
-    kb = KnowledgeBase.build(
-        args.paths,
-        out,
-        settings=_settings(args),
-        progress=not args.quiet,
-        keep_missing=args.keep_missing,
-        rebuild=args.rebuild,
-    )
-    assert kb.last_build is not None
-    print(kb.last_build.summary())
-    return 0
+    return cli_wiki.run_index(args, out, _settings(args))
+
+
+def _sync(args: argparse.Namespace) -> int:
+    out = store_spec(args, "--out")
+    if out is None:
+        raise SettingsError("say where to write: --out FOLDER or --store postgresql://...")
+    return cli_wiki.run_sync(args, out, _settings(args))
 
 
 def _ask(args: argparse.Namespace) -> int:

@@ -16,6 +16,17 @@ if $with_tests && [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# The wiki tests run a real MediaWiki (Debian's package, SQLite, served by `php -S`).
+if $with_tests && { [ ! -f /usr/share/mediawiki/maintenance/install.php ] || ! php -m 2>/dev/null | grep -qi pdo_sqlite; }; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mediawiki php-sqlite3
+  elif command -v sudo >/dev/null; then
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mediawiki php-sqlite3
+  else
+    echo "setup: the wiki tests need Debian's mediawiki and php-sqlite3 packages" >&2
+  fi
+fi
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0"
