@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from qa.types import Answer, DocumentInfo, Passage
 
@@ -16,6 +17,10 @@ from qa.types import Answer, DocumentInfo, Passage
 # LaTeX's dollar and ':' (which stops bare "https://" links from being auto-linked).
 _INERT = {ch: f"&#{ord(ch)};" for ch in "&<>\"'`*_[]()!#~|\\${}:="}
 _TRANSLATE = str.maketrans(_INERT)
+# Link targets a citation may use: a new tab, or the top window (the wiki around a widget).
+LINK_TARGETS = ("_blank", "_top")
+MAX_URL_CHARS = 2048
+_UNSAFE_URL = re.compile(r"[\x00-\x20\x7f-\x9f<>\"'`\\]")
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 _BLANK_LINES = re.compile(r"\n\s*\n")
 
@@ -55,8 +60,40 @@ def with_citations(text: str) -> str:
     return "".join(out)
 
 
-def answer_html(result: Answer) -> str:
-    """One chat reply: the answer (or a visible decline), then the passages it rests on."""
+def safe_url(url: str | None) -> str | None:
+    """`url` when it is an absolute http(s) URL with nothing that could break out of an
+    attribute or run (no `javascript:`, no whitespace or control characters), else None."""
+    if not url or len(url) > MAX_URL_CHARS or _UNSAFE_URL.search(url):
+        return None
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return url
+
+
+def citation_link(passage: Passage, target: str = "_blank") -> str:
+    """The passage's page title and section, as a link to its page (and section) when it has
+    a safe URL; as plain text otherwise. `target` "_top" opens the page in the embedding
+    wiki's own tab when the chat is a widget inside it."""
+    label = inert(passage.title)
+    if passage.section and passage.section != passage.title:
+        label += f' <span class="qa-section">&#8250; {inert(passage.section)}</span>'
+    url = safe_url(passage.url)
+    if url is None:
+        return label
+    # Every character that means something in HTML or Markdown is a numeric entity: the
+    # browser decodes it back inside the attribute, and nothing can close the quote.
+    target = target if target in LINK_TARGETS else "_blank"
+    return (
+        f'<a class="qa-link" href="{inert(url)}" target="{target}" '
+        f'rel="noopener noreferrer">{label}</a>'
+    )
+
+
+def answer_html(result: Answer, *, link_target: str = "_blank") -> str:
+    """One chat reply: the answer (or a visible decline), then the passages it rests on.
+
+    Citations link to their page in a new tab; the wiki widget passes `link_target="_top"`."""
     parts = []
     if result.abstained:
         parts.append('<div class="qa-reply qa-declined">')
@@ -69,7 +106,7 @@ def answer_html(result: Answer) -> str:
         label = "Evidence"
     parts.append(f'<p class="qa-meta">confidence {result.confidence:.2f}</p>')
     parts.extend(f'<p class="qa-notice">{inert(n)}</p>' for n in result.notices)
-    cards = [_passage_html(rank, p) for rank, p in enumerate(result.passages, start=1)]
+    cards = [_passage_html(rank, p, link_target) for rank, p in enumerate(result.passages, start=1)]
     # The passages an answer came from stay open; the rest fold away, so the reply fits.
     cited = [card for card, p in zip(cards, result.passages, strict=True) if p.highlights]
     rest = [card for card, p in zip(cards, result.passages, strict=True) if not p.highlights]
@@ -84,15 +121,26 @@ def answer_html(result: Answer) -> str:
     return "".join(parts)
 
 
-def _passage_html(rank: int, passage: Passage) -> str:
+def _passage_html(rank: int, passage: Passage, link_target: str = "_blank") -> str:
+    # A wiki page is named by its linked title; a file by its path as well.
+    where = "" if safe_url(passage.url) else f' <span class="qa-doc">{inert(passage.source)}</span>'
     return (
         '<div class="qa-passage">'
-        f'<div class="qa-source"><b>&#91;{rank}&#93; {inert(passage.title)}</b>'
-        f' <span class="qa-doc">{inert(passage.chunk.doc_id)}</span>'
+        f'<div class="qa-source"><b>&#91;{rank}&#93; {citation_link(passage, link_target)}</b>'
+        f"{where}"
         f' <span class="qa-score">score {passage.score:.3f}</span></div>'
-        f'<div class="qa-passage-text">{highlighted(passage.chunk.text, passage.highlights)}'
-        "</div></div>"
+        f"{_passage_text(passage)}</div>"
     )
+
+
+def _passage_text(passage: Passage) -> str:
+    """The passage with its highlights; when the answer is the whole passage, a note instead
+    of the same text a second time."""
+    text = passage.chunk.text
+    covered = sum(max(0, min(b, len(text)) - max(a, 0)) for a, b in passage.highlights)
+    if passage.highlights and covered >= len(text.strip()):
+        return '<div class="qa-meta">The answer above is this whole passage.</div>'
+    return f'<div class="qa-passage-text">{highlighted(text, passage.highlights)}</div>'
 
 
 def documents_html(documents: Sequence[DocumentInfo], shown: int = 8) -> str:
@@ -112,23 +160,24 @@ def documents_html(documents: Sequence[DocumentInfo], shown: int = 8) -> str:
 CSS = """
 .qa-reply { line-height: 1.5; }
 .qa-text { margin: 0 0 .3em 0 !important; font-size: 1.02em; }
-.qa-cite { color: #2563eb; font-weight: 600; margin-left: 1px; }
-.qa-meta { margin: 0 0 .4em 0 !important; font-size: .8em; color: #6b7280; }
-.qa-notice { margin: 0 0 .4em 0 !important; font-size: .85em; color: #92400e; }
-.qa-declined { border-left: 4px solid #d97706; padding-left: .6em; }
-.qa-declined .qa-text { color: #92400e; font-style: italic; }
-.qa-badge { display: inline-block; font-size: .8em; font-weight: 700; color: #92400e;
-  background: #fef3c7; border-radius: 4px; padding: 1px 6px; margin-bottom: .3em; }
+.qa-cite { color: var(--qa-link); font-weight: 600; margin-left: 1px; }
+.qa-meta { margin: 0 0 .4em 0 !important; font-size: .8em; color: var(--qa-muted); }
+.qa-notice { margin: 0 0 .4em 0 !important; font-size: .85em; color: var(--qa-warn); }
+.qa-declined { border-left: 4px solid var(--qa-warn); padding-left: .6em; }
+.qa-declined .qa-text { color: var(--qa-warn); font-style: italic; }
+.qa-badge { display: inline-block; font-size: .8em; font-weight: 700; color: var(--qa-warn);
+  background: var(--qa-warn-bg); border-radius: 4px; padding: 1px 6px; margin-bottom: .3em; }
 .qa-evidence { margin-top: .4em; }
-.qa-label { font-size: .8em; font-weight: 700; color: #6b7280; margin-bottom: .2em; }
-.qa-passage { border: 1px solid #e5e7eb; border-radius: 6px; padding: .4em .6em;
-  margin: .35em 0; font-size: .9em; background: rgba(249, 250, 251, .6); }
-.qa-declined .qa-passage { opacity: .85; }
-.qa-source { font-size: .85em; color: #374151; margin-bottom: .2em; }
-.qa-doc, .qa-score { color: #6b7280; margin-left: .5em; }
-.qa-hl { background: #fde68a; color: inherit; padding: 0 1px; border-radius: 2px; }
-.qa-more summary { cursor: pointer; font-size: .85em; color: #6b7280; margin: .2em 0; }
-.qa-docs { color: #4b5563; margin: 0 !important; }
+.qa-label { font-size: .8em; font-weight: 700; color: var(--qa-muted); margin-bottom: .2em; }
+.qa-passage { border: 1px solid var(--qa-border); border-radius: 6px; padding: .4em .6em;
+  margin: .35em 0; font-size: .9em; background: var(--qa-card); color: var(--qa-fg); }
+.qa-source { font-size: .85em; color: var(--qa-fg); margin-bottom: .2em; }
+.qa-doc, .qa-score { color: var(--qa-muted); margin-left: .5em; }
+.qa-link { color: var(--qa-link); text-decoration: underline; }
+.qa-section { font-weight: 400; }
+.qa-hl { background: var(--qa-hl-bg); color: var(--qa-hl-fg); padding: 0 1px; border-radius: 2px; }
+.qa-more summary { cursor: pointer; font-size: .85em; color: var(--qa-muted); margin: .2em 0; }
+.qa-docs { color: var(--qa-muted); margin: 0 !important; }
 .qa-title h1 { margin-bottom: 0 !important; }
 .qa-examples button { font-weight: 400 !important; }
 """

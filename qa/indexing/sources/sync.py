@@ -31,6 +31,10 @@ log = logging.getLogger("qa")
 # MediaWiki keeps recent changes for 90 days ($wgRCMaxAge); a position older than this may
 # have lost changes, so the run lists every page instead.
 RECENT_CHANGES_DAYS = 80
+# Each run re-reads this many seconds before where the last one stopped: MediaWiki writes a
+# change's entry after the edit itself (a deferred update), so an entry can appear with a time
+# the last run had already passed. Pages read twice are unchanged and not re-embedded.
+OVERLAP_SECONDS = 120
 
 
 @dataclass
@@ -107,7 +111,7 @@ def sync_mediawiki(
         documents: Iterable[Document] = _all_pages(client, site, chosen, access, report, progress)
         position = now
     else:
-        changes = list(client.recent_changes(since))
+        changes = list(client.recent_changes(_earlier(since, OVERLAP_SECONDS)))
         report.changes = len(changes)
         position = max([since, *(str(c.get("timestamp", "")) for c in changes)])
         documents = list(_changed(client, site, chosen, access, changes, stored, report, gone))
@@ -134,6 +138,11 @@ def _existing_info(store: Store) -> StoreInfo | None:
         return store.info()
     except StoreError as error:
         raise StoreError(f"{error}; or replace it: run the sync again with --rebuild") from None
+
+
+def _earlier(stamp: str, seconds: int) -> str:
+    then = datetime.fromisoformat(stamp.replace("Z", "+00:00")) - timedelta(seconds=seconds)
+    return then.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _too_old(since: str) -> bool:
@@ -214,6 +223,7 @@ def _changed(
         if change.get("logtype") == "move" and isinstance(target, str):
             titles.add(target)
     by_title = {d.title: d.id for d in stored.values()}
+    yielded: set[str] = set()
     for page in client.pages(ids=ids, titles=titles):
         doc_id = site.doc_id(page["pageid"]) if page.get("pageid") else None
         document = _document(site, page, chosen, access, report)
@@ -223,6 +233,9 @@ def _changed(
             # not be in the change list) or moved (then it is among the pages seen, and kept).
             gone.add(title_owner)
         if document is not None:
+            if document.id in yielded:  # asked for by id and by title
+                continue
+            yielded.add(document.id)
             old = stored.get(document.id)
             if old is not None and old.title != document.title:
                 report.renamed += 1
