@@ -25,7 +25,7 @@ from tests.wikiserver import Wiki, mediawiki
 
 pytestmark = pytest.mark.slow
 
-LIGHTHOUSE = """The '''Harbour Point lighthouse''' guards the northern cape.<ref>Coast survey, 1990.</ref>
+LIGHTHOUSE = """The '''Harbour Point lighthouse''' guards the cape.<ref>Coast survey, 1990.</ref>
 
 == History ==
 The Harbour Point lighthouse was built in 1887 by the engineer [[Martha Quill]].
@@ -229,7 +229,7 @@ def test_cli_sync_and_its_errors(wiki, tmp_path, capsys, monkeypatch):
                 wiki.bot_user,
             ],
             "API's JSON",
-        ),  # fmt: skip
+        ),
         (
             [
                 "sync",
@@ -243,7 +243,7 @@ def test_cli_sync_and_its_errors(wiki, tmp_path, capsys, monkeypatch):
                 "Nowhere",
             ],
             "no namespace 'Nowhere'",
-        ),  # fmt: skip
+        ),
         (["sync", "mediawiki", wiki.api], "say where to write"),
     ]:
         code = main([*argv, "--quiet"])
