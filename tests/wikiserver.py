@@ -108,6 +108,7 @@ def mediawiki(folder: Path, *, private: bool = True, extra: str = "") -> Iterato
             "MediaWiki is not installed: run `bash scripts/setup.sh --test` (it installs "
             "Debian's mediawiki and php-sqlite3)"
         )
+    folder.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     server = f"http://127.0.0.1:{port}"
     config = folder / "LocalSettings.php"

@@ -67,6 +67,7 @@ def dump_documents(
 ) -> Iterator[Document]:
     """The documents of a dump, streamed; pages that cannot be used go to `skipped`."""
     import mwxml
+    import mwxml.errors
     from tqdm import tqdm
 
     file = Path(path)
@@ -97,7 +98,15 @@ def dump_documents(
             yield from _pages(dump, site, chosen, access, name, skipped)
         except SourceError:
             raise
-        except (OSError, EOFError, ValueError, SyntaxError, KeyError, AttributeError) as error:
+        except (
+            OSError,
+            EOFError,
+            ValueError,
+            SyntaxError,
+            KeyError,
+            AttributeError,
+            mwxml.errors.MalformedXML,
+        ) as error:
             # ElementTree's ParseError is a SyntaxError; mwxml raises its own MalformedXML
             # (a ValueError) and, on a missing <siteinfo>, KeyError or AttributeError.
             raise SourceError(f"{name} is not a readable MediaWiki XML dump ({error})") from None

@@ -1,0 +1,285 @@
+"""Wiki sources, measured: dump indexing speed and memory, sync cost, answer quality.
+
+    python bench/wiki_bench.py [--pages 10000] [--out bench/RESULTS_WIKI.json]
+
+Everything large is built in a temporary folder and removed: a generated wiki of N pages is
+imported into a real MediaWiki (Debian's package, as in the tests), exported again with
+dumpBackup.php, indexed from that dump in a child process (its peak RSS is read from the
+kernel), then synced live; one page is edited and one deleted, and each sync is timed. Last,
+the SQuAD articles become a dump (one page per article, one section per paragraph) and are
+evaluated like `qa eval` evaluates the plain-text files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+WORDS = (
+    "harbour lighthouse keeper engine valve pressure turbine survey river bridge council "
+    "budget archive ledger winter summer northern southern copper iron timber granite canal "
+    "railway station signal crew captain engineer village market festival school library "
+    "museum garden orchard quarry mill furnace boiler compass chart tide storm beacon"
+).split()
+
+
+def sentence(rng: random.Random, n: int) -> str:
+    words = [rng.choice(WORDS) for _ in range(rng.randint(10, 18))]
+    return f"The {' '.join(words)} was recorded in {1800 + (n % 220)}."
+
+
+def page_wikitext(rng: random.Random, n: int) -> str:
+    lead = " ".join(sentence(rng, n + k) for k in range(2))
+    body = " ".join(sentence(rng, n + k + 7) for k in range(2))
+    return (
+        f"{{{{Infobox place|name=Place {n}}}}}\n'''Place {n}''' is a [[harbour]] town. {lead}"
+        f"<ref>Survey {n}.</ref>\n\n== History ==\n{body} See [[Place {n + 1}|the next one]].\n\n"
+        f"[[Category:Places]]\n"
+    )
+
+
+def dump_xml(pages: list[tuple[str, str]], dbname: str = "bench") -> str:
+    out = [
+        '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.11/" version="0.11">',
+        f"<siteinfo><sitename>Bench</sitename><dbname>{dbname}</dbname>"
+        "<base>http://wiki.test/index.php/Main_Page</base><case>first-letter</case>"
+        '<namespaces><namespace key="0" case="first-letter" /></namespaces></siteinfo>',
+    ]
+    for n, (title, text) in enumerate(pages, start=1):
+        out.append(
+            f"<page><title>{escape(title)}</title><ns>0</ns><id>{n}</id><revision><id>{n}</id>"
+            "<timestamp>2026-01-01T00:00:00Z</timestamp><contributor><username>Bench"
+            "</username><id>1</id></contributor><model>wikitext</model><format>text/x-wiki"
+            f'</format><text xml:space="preserve">{escape(text)}</text></revision></page>'
+        )
+    out.append("</mediawiki>")
+    return "\n".join(out)
+
+
+def child(code: str) -> dict:
+    """Run `code` in a fresh Python; it prints one JSON line; add the child's peak RSS."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+RSS = "import resource; rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024"
+
+INDEX = """
+import json, time, sys
+from qa.cli import main
+t = time.perf_counter()
+code = main(["index", {dump!r}, "--out", {kb!r}, "--quiet"])
+seconds = time.perf_counter() - t
+{rss}
+print(json.dumps({{"code": code, "seconds": seconds, "rss_mb": rss}}))
+"""
+
+RAW = """
+import json, time
+from qa.embedding import get_embedder
+from qa.indexing.build import chunk_budget, encode
+from qa.indexing.chunking import chunk_document
+from qa.indexing.sources.mediawiki_dump import dump_documents
+from qa.settings import Settings
+settings = Settings()
+embedder = get_embedder().load()
+embedder.encode(["warm up"])
+{rss}
+model_rss = rss
+texts = []
+for doc in dump_documents({dump!r}, progress=False):
+    chunks, spans = chunk_document(doc, embedder.count_tokens, chunk_budget(embedder, settings),
+                                   settings.chunk_overlap_sentences)
+    texts.extend(doc.text[a:b] for s in spans for a, b in s)
+unique = list(dict.fromkeys(texts))
+t = time.perf_counter()
+embedder.model.encode(unique, batch_size=settings.batch_size)
+seconds = time.perf_counter() - t
+print(json.dumps({{"seconds": seconds, "sentences": len(unique), "model_rss_mb": model_rss}}))
+"""
+
+
+def bench_dump_and_sync(pages: int, tmp: Path) -> dict:
+    from qa.embedding import get_embedder
+    from qa.indexing.sources.mediawiki_live import WikiClient
+    from qa.indexing.sources.sync import sync_mediawiki
+    from qa.knowledge import KnowledgeBase
+    from qa.settings import Settings
+    from qa.stores import open_store
+    from tests.wikiserver import mediawiki
+
+    rng = random.Random(7)
+    tmp.mkdir(parents=True, exist_ok=True)
+    generated = tmp / "generated.xml"
+    generated.write_text(dump_xml([(f"Place {n}", page_wikitext(rng, n)) for n in range(pages)]))
+    results: dict = {"pages": pages}
+    with mediawiki(tmp / "wiki", private=False) as wiki:
+        began = time.perf_counter()
+        wiki.maintenance("importDump.php", "--no-updates", str(generated))
+        results["import_seconds"] = round(time.perf_counter() - began, 1)
+        dump = tmp / "wiki.xml"
+        dump.write_text(wiki.maintenance("dumpBackup.php", "--current", "--quiet"))
+        results["dump_mb"] = round(dump.stat().st_size / 2**20, 1)
+        kb = tmp / "kb"
+        index = child(INDEX.format(dump=str(dump), kb=str(kb), rss=RSS))
+        raw = child(RAW.format(dump=str(dump), rss=RSS))
+        documents = len(open_store(kb).documents())
+        results.update(
+            documents=documents,
+            index_seconds=round(index["seconds"], 1),
+            pages_per_second=round(documents / index["seconds"], 1),
+            peak_rss_mb=round(index["rss_mb"]),
+            model_rss_mb=round(raw["model_rss_mb"]),
+            raw_encode_seconds=round(raw["seconds"], 1),
+            sentences=raw["sentences"],
+            ratio_to_raw_encode=round(raw["seconds"] / index["seconds"], 3),
+        )
+        embedder = get_embedder().load()
+
+        def sync() -> tuple[float, object]:
+            began = time.perf_counter()
+            with WikiClient(wiki.api) as client:
+                report = sync_mediawiki(open_store(kb), client, embedder, Settings(),
+                                        progress=False)  # fmt: skip
+            return time.perf_counter() - began, report
+
+        seconds, report = sync()  # the dump's pages are the wiki's: nothing to re-embed
+        results["first_sync"] = {"seconds": round(seconds, 1), "embedded": report.embedded,
+                                 "unchanged": report.reused}  # fmt: skip
+        editor = wiki.editor()
+        editor.edit("Place 42", page_wikitext(random.Random(1), 4242) + "\nA new sentence.")
+        time.sleep(1.5)
+        seconds, report = sync()
+        results["sync_after_one_edit"] = {"seconds": round(seconds, 2),
+                                          "embedded": report.embedded}  # fmt: skip
+        editor.delete("Place 43")
+        time.sleep(1.5)
+        seconds, report = sync()
+        kb_now = KnowledgeBase.load(kb, embedder=embedder)
+        answer = kb_now.ask("Place 43 harbour town")
+        results["sync_after_one_delete"] = {
+            "seconds": round(seconds, 2),
+            "removed": report.removed,
+            "deleted_page_in_answers": any(p.title == "Place 43" for p in answer.passages),
+        }
+        editor.close()
+    return results
+
+
+def bench_stream_memory(pages: int, tmp: Path) -> dict:
+    """Index a generated dump of `pages` pages in a child process: time and peak RSS."""
+    rng = random.Random(11)
+    dump = tmp / "big.xml"
+    dump.write_text(dump_xml([(f"Town {n}", page_wikitext(rng, n)) for n in range(pages)]))
+    kb = tmp / "big-kb"
+    index = child(INDEX.format(dump=str(dump), kb=str(kb), rss=RSS))
+    return {
+        "pages": pages,
+        "dump_mb": round(dump.stat().st_size / 2**20, 1),
+        "index_seconds": round(index["seconds"], 1),
+        "pages_per_second": round(pages / index["seconds"], 1),
+        "peak_rss_mb": round(index["rss_mb"]),
+    }
+
+
+def bench_squad(tmp: Path) -> dict:
+    from qa.embedding import get_embedder
+    from qa.eval import evaluate
+    from qa.indexing.build import index_documents
+    from qa.indexing.sources.mediawiki_dump import dump_documents
+    from qa.knowledge import KnowledgeBase
+    from qa.settings import Settings
+    from qa.stores import open_store
+
+    settings = Settings().with_overrides(top_k=10)
+    embedder = get_embedder().load()
+    plain = evaluate.run(evaluate.SQUAD if hasattr(evaluate, "SQUAD") else
+                         REPO / "tests/data/squad2-dev-3-articles.json", Settings(),
+                         embedder)["hybrid"][0]["overall"]  # fmt: skip
+    raw = json.loads((REPO / "tests/data/squad2-dev-3-articles.json").read_text())
+    outcomes = []
+    for n, (entry, article) in enumerate(
+        zip(
+            raw["data"],
+            evaluate.load_squad(REPO / "tests/data/squad2-dev-3-articles.json"),
+            strict=True,
+        )
+    ):
+        paragraphs = [p["context"] for p in entry["paragraphs"]]
+        wikitext = "\n\n".join(f"== Paragraph {i + 1} ==\n{p}" for i, p in enumerate(paragraphs))
+        dump = tmp / f"squad{n}.xml"
+        dump.write_text(dump_xml([(article.title.replace("_", " "), wikitext)]))
+        store = open_store(tmp / f"squad{n}")
+        index_documents(store, dump_documents(dump, progress=False), embedder, settings,
+                        progress=False)  # fmt: skip
+        document = store.documents()[0]
+        (page,) = dump_documents(dump, progress=False)
+        starts = [s[0] for s in document.sections]
+        # Gold spans, moved from the plain text's offsets to the page's: paragraph by paragraph.
+        plain_starts, at = [], 0
+        for p in paragraphs:
+            plain_starts.append(at)
+            at += len(p) + 2
+        moved = []
+        for q in article.questions:
+            spans = []
+            for a, b in q.spans:
+                i = max(k for k, s in enumerate(plain_starts) if s <= a)
+                local = page.text.find(article.text[a:b], starts[i])
+                spans.append((local, local + b - a) if local >= 0 else (-1, -1))
+            moved.append(evaluate.Question(q.id, q.text, tuple(spans), q.answers))
+        kb = KnowledgeBase(store, embedder, settings)
+        outcomes += evaluate.evaluate_article(
+            kb, evaluate.Article(article.title, page.text, tuple(moved))
+        )
+    wiki = evaluate.summarize(outcomes)
+    keys = ("hit@1", "hit@3", "answer_hit")
+    return {"plain": {k: plain[k] for k in keys}, "wiki_dump": {k: wiki[k] for k in keys}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pages", type=int, default=2_000, help="pages of the live wiki")
+    parser.add_argument("--stream-pages", type=int, default=10_000, help="pages of the big dump")
+    parser.add_argument("--out", default=str(REPO / "bench" / "RESULTS_WIKI.json"))
+    parser.add_argument("--skip-squad", action="store_true")
+    args = parser.parse_args()
+    results = {"cpu_cores": os.cpu_count()}
+    results["load_average_at_start"] = os.getloadavg()[0]
+
+    def save() -> None:  # after every stage, so a long run's first figures are kept
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps(results, indent=2), flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="qa-wiki-bench-") as tmp:
+        results["dump_and_sync"] = bench_dump_and_sync(args.pages, Path(tmp) / "live")
+        save()
+        if not args.skip_squad:
+            results["squad"] = bench_squad(Path(tmp))
+            save()
+        if args.stream_pages:
+            results["stream"] = bench_stream_memory(args.stream_pages, Path(tmp))
+        results["load_average_at_end"] = os.getloadavg()[0]
+        save()
+
+
+if __name__ == "__main__":
+    main()
