@@ -50,7 +50,7 @@ def _mw() -> Any:
 def anchor(title: str) -> str:
     """The URL fragment MediaWiki (html5 fragment mode, its default) gives a heading."""
     words = re.sub(r"\s+", " ", title).strip()[:MAX_ANCHOR_CHARS]
-    return quote(words.replace(" ", "_"), safe="!$&'()*+,;=:@/?-._~")
+    return quote(words.replace(" ", "_"), safe="!$&()*+,;=:@/?-._~")
 
 
 def wikitext_to_text(wikitext: str) -> tuple[str, tuple[Section, ...]]:
