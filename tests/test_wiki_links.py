@@ -61,7 +61,7 @@ def test_only_plain_http_urls_become_links(url):
 def test_hostile_characters_in_a_url_stay_inside_the_attribute():
     url = "https://w.test/P?a=1&b=2#Caf%C3%A9_(x)*_[y]:="
     link = citation_link(passage(url, section="<b>S</b>"))
-    assert link.count('"') == 6  # href, target, rel: nothing else opens or closes a quote
+    assert link.count('"') == 10  # class, href, target, rel, span class: no other quote
     assert "<b>" not in link and "[" not in link and "=2" not in link
 
 
