@@ -27,6 +27,9 @@ async def send_json(send: Send, status: int, body: dict[str, object], **headers:
     await send({"type": "http.response.body", "body": data})
 
 
+_CSP = "Content-Security-Policy"
+
+
 class OriginPolicy:
     """Only the listed wiki origins may embed the app or read its responses from a browser.
 
@@ -58,7 +61,10 @@ class OriginPolicy:
                 if foreign:
                     for name in [k for k in headers if k.startswith("access-control-")]:
                         del headers[name]
+                own = headers.get("content-security-policy")  # a page's own policy is kept
                 headers.update(self.headers)
+                if own:
+                    headers["content-security-policy"] = f"{own}; {self.headers[_CSP]}"
             await send(message)
 
         await self.app(scope, receive, guarded_send)

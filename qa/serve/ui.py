@@ -1,25 +1,36 @@
-"""The chat pages (Gradio): the full app at / and the compact one a wiki embeds at /embed.
+"""The chat pages (Gradio): the full app at / and the compact one at /embed.
 
 A `gr.Blocks` with a `gr.Chatbot`, not `gr.ChatInterface`: in Gradio 6.31 the latter reads
-localStorage without a guard and never finishes loading inside a cross-site iframe.
+localStorage without a guard and never finishes loading inside a cross-site iframe. Refusals and
+"still loading" are shown on the page in words (never a toast), the question stays in the box,
+and a question asked while the knowledge base loads waits for it.
 """
 
 from __future__ import annotations
 
-import functools
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import gradio as gr
 
 from qa.errors import USER_ERRORS
-from qa.serve.edge import client_of
+from qa.serve.examples import Examples
 from qa.serve.guards import AskGate, Refused
 from qa.serve.live import LiveKnowledgeBase, NotReadyError
+from qa.serve.readers import Reader, Readers, ask_as, visible
 from qa.serve.render import answer_html, documents_html, inert
+from qa.types import Feedback
 
 TITLE = "Ask the documents"
 # Earlier turns kept per conversation (user + assistant messages); older ones are dropped.
 MAX_TURNS = 40
+MAX_EXAMPLES = 4
+WAIT_FOR_LOAD_S = 30.0  # a question asked while the knowledge base loads waits this long
+# The chat's feedback menu: thumbs, plus two reasons kept as the verdict's comment.
+FEEDBACK = ("Like", "Dislike", "Wrong passages", "Incomplete answer")
+THANKS = "Thanks: your verdict is kept for the people who look after these documents."
+Turns = list[dict[str, Any]]
 
 
 def message_text(message: Any) -> str:
@@ -33,55 +44,98 @@ def message_text(message: Any) -> str:
     return ""
 
 
+def status_html(text: str) -> str:
+    return f'<p class="qa-status" role="status">{inert(text)}</p>' if text else ""
+
+
+def wait_ready(live: LiveKnowledgeBase, seconds: float = WAIT_FOR_LOAD_S) -> None:
+    """Return once the knowledge base is loaded; NotReadyError if it failed or took too long."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            live.current()
+            return
+        except NotReadyError:
+            if live.status().get("failed") or time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
 def respond(
-    live: LiveKnowledgeBase,
-    gate: AskGate,
-    client: str,
-    message: Any,
-    history: list[dict[str, str]],
-) -> tuple[list[dict[str, str]], list[dict[str, str]], str]:
-    """One chat turn: (messages to show, new history, text left in the box).
+    live: LiveKnowledgeBase, gate: AskGate, reader: Reader | None, message: Any, history: Turns
+) -> tuple[Turns, Turns, str, str]:
+    """One chat turn: (messages to show, new history, text left in the box, status line).
 
     `history` (kept server-side in a gr.State) holds the plain question and answer of each
-    turn, which is what follow-ups need, plus the HTML the chat shows for it.
+    turn, which is what follow-ups need, the HTML the chat shows, and what feedback records.
     """
     question = message_text(message)
     history = list(history or [])
     if not question.strip():
-        return _shown(history), history, ""
+        return _shown(history), history, "", ""
     try:
-        with gate.admit(client, question):
-            result = live.current().ask(question, history)
+        if reader is None:
+            raise Refused(401, "sign in first")
+        wait_ready(live)
+        result = ask_as(live, gate, reader, question, history)
     except Refused as error:
-        raise gr.Error(error.message) from None
-    except NotReadyError as error:
-        raise gr.Error(str(error)) from None
+        return _shown(history), history, question, status_html(error.message)
+    except NotReadyError:
+        note = "The assistant is unavailable right now; your question is kept: ask again soon."
+        return _shown(history), history, question, status_html(note)
     except USER_ERRORS as error:
-        raise gr.Error(str(error)) from None
+        return _shown(history), history, question, status_html(str(error))
     history += [
         {"role": "user", "content": result.question, "html": inert(result.question)},
-        {"role": "assistant", "content": result.text, "html": answer_html(result)},
+        {
+            "role": "assistant",
+            "content": result.text,
+            "html": answer_html(result),
+            "passages": [p.chunk.id for p in result.passages],
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
     ]
     history = history[-MAX_TURNS:]
-    return _shown(history), history, ""
+    return _shown(history), history, "", ""
 
 
-def _shown(history: list[dict[str, str]]) -> list[dict[str, str]]:
+def _shown(history: Turns) -> list[dict[str, str]]:
     return [{"role": turn["role"], "content": turn["html"]} for turn in history]
+
+
+def verdict(history: Turns, index: Any, liked: Any, user: str | None) -> Feedback | None:
+    """The feedback a like/dislike on message `index` gives, or None (not an answer, undone)."""
+    if not isinstance(index, int) or not 0 < index < len(history) or liked is None:
+        return None
+    turn, asked = history[index], history[index - 1]
+    if turn.get("role") != "assistant" or "passages" not in turn:
+        return None
+    rating = 1 if liked is True or liked == "Like" else -1
+    comment = liked if isinstance(liked, str) and liked not in ("Like", "Dislike") else ""
+    return Feedback(
+        question=asked["content"],
+        answer=turn["content"],
+        passage_ids=tuple(turn["passages"]),
+        rating=rating,
+        comment=comment,
+        user=user,
+        at=turn.get("at", ""),
+    )
 
 
 def ask_api(
     live: LiveKnowledgeBase,
     gate: AskGate,
-    client: str,
+    reader: Reader | None,
     question: Any,
-    history: list[dict[str, str]] | None = None,
+    history: Turns | None = None,
 ) -> dict[str, Any]:
     """The answer as JSON (the Gradio API's "ask" endpoint), errors as gr.Error."""
     try:
+        if reader is None:
+            raise Refused(401, "sign in first")
         text = question if isinstance(question, str) else ""
-        with gate.admit(client, text):
-            return live.current().ask(question, history).to_dict()
+        return ask_as(live, gate, reader, text, history).to_dict()
     except Refused as error:
         raise gr.Error(error.message) from None
     except NotReadyError as error:
@@ -90,55 +144,67 @@ def ask_api(
         raise gr.Error(str(error)) from None
 
 
-def documents_line(live: LiveKnowledgeBase) -> str:
+def page_state(live: LiveKnowledgeBase, examples: Examples, reader: Reader | None) -> list[Any]:
+    """The documents line, the example buttons and whether to keep polling (still loading)."""
     try:
-        return documents_html(live.current().documents)
+        kb = live.current()
     except NotReadyError as error:
-        return f'<p class="qa-docs">{inert(str(error))}</p>'
-
-
-def theme() -> gr.themes.Base:
-    """Gradio's default look with the system's fonts: the default fetches Google Fonts."""
-    system = [
-        "ui-sans-serif",
-        "system-ui",
-        "Segoe UI",
-        "Roboto",
-        "Helvetica",
-        "Arial",
-        "sans-serif",
+        hidden = [gr.update(visible=False)] * MAX_EXAMPLES
+        return [f'<p class="qa-docs">{inert(str(error))}</p>', *hidden, gr.Timer(active=True)]
+    docs = visible(kb.documents, reader) if reader else []
+    chosen = list(examples.of(kb))[:MAX_EXAMPLES]
+    buttons = [
+        gr.update(value=chosen[n], visible=True) if n < len(chosen) else gr.update(visible=False)
+        for n in range(MAX_EXAMPLES)
     ]
-    mono = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
-    return gr.themes.Default(font=system, font_mono=mono)
+    return [documents_html(docs), *buttons, gr.Timer(active=False)]
 
 
 def build_blocks(
     live: LiveKnowledgeBase,
     gate: AskGate,
     *,
-    examples: tuple[str, ...],
+    readers: Readers | None = None,
+    examples: Examples | None = None,
     compact: bool = False,
     api: bool = True,
 ) -> gr.Blocks:
     """The chat page; `compact` is the embed: no big header, a shorter chat.
 
     Handlers are plain functions (not partials) so that Gradio hands them the request, whose
-    client the edge middleware named: the chat and the API go through the same gate as REST.
+    client and reader the edge and the proxy named: the chat and the API go through the same
+    gate and the same access groups as REST.
     """
+    readers = readers or Readers()
+    examples = examples or Examples()
 
-    def submit(
-        message: Any, history: list[dict[str, str]], request: gr.Request
-    ) -> tuple[list[dict[str, str]], list[dict[str, str]], str]:
-        return respond(live, gate, client_of(request.headers), message, history)
+    def reader_of(request: gr.Request | None) -> Reader | None:
+        if request is None:
+            return None
+        peer = request.client.host if request.client else ""
+        return readers.of(request.headers, peer)
 
-    def example(question: str) -> Any:
-        def ask_example(
-            history: list[dict[str, str]], request: gr.Request
-        ) -> tuple[list[dict[str, str]], list[dict[str, str]], str]:
-            return respond(live, gate, client_of(request.headers), question, history)
+    def submit(message: Any, history: Turns, request: gr.Request) -> tuple[Any, ...]:
+        return respond(live, gate, reader_of(request), message, history)
 
-        return ask_example
+    def refresh(request: gr.Request) -> list[Any]:
+        return page_state(live, examples, reader_of(request))
 
+    def liked(history: Turns, data: gr.LikeData, request: gr.Request) -> str:
+        reader = reader_of(request)
+        record = verdict(history, data.index, data.liked, reader.user if reader else None)
+        if record is None or reader is None:
+            return ""
+        try:
+            live.current().store.add_feedback(record)
+        except Exception:  # not loaded, or the store refused: the reader is told, not shown why
+            return status_html("Your verdict could not be kept right now; try again later.")
+        return status_html(
+            "Thanks: your verdict is kept for the people who look after these documents."
+        )
+
+    # Every event goes through the queue: the edge refuses Gradio's unqueued run/predict route.
+    private: dict[str, Any] = {"api_visibility": "private"}
     with gr.Blocks(title=TITLE, fill_height=compact) as demo:
         if not compact:
             gr.Markdown(f"# {TITLE}", elem_classes="qa-title")
@@ -146,13 +212,15 @@ def build_blocks(
         chatbot = gr.Chatbot(
             show_label=False,
             height=340 if compact else 540,
+            autoscroll=False,  # the page script shows the new question, not the reply's end
             sanitize_html=True,  # our HTML is already inert; this is the second lock
             latex_delimiters=[],
-            feedback_options=None,
+            feedback_options=FEEDBACK,
             buttons=["copy"],
             placeholder=None if compact else "Answers come with the passages they rest on.",
             elem_id="qa-chat",
         )
+        status = gr.HTML(elem_classes="qa-status-box")
         with gr.Row(equal_height=True):
             box = gr.Textbox(
                 placeholder="Ask a question about the documents",
@@ -165,45 +233,51 @@ def build_blocks(
             )
             clear = gr.Button("Clear", scale=1, min_width=80, elem_id="qa-clear")
         history = gr.State([])
-        if examples:
-            with gr.Row(elem_classes="qa-examples"):
-                for question in examples[: 3 if compact else len(examples)]:
-                    gr.Button(question, size="sm").click(
-                        example(question),
-                        inputs=[history],
-                        outputs=[chatbot, history, box],
-                        api_visibility="private",
-                    )
-        box.submit(
-            submit,
-            inputs=[box, history],
-            outputs=[chatbot, history, box],
-            api_visibility="private",
-        )
-        clear.click(
-            lambda: ([], [], ""),
-            outputs=[chatbot, history, box],
-            queue=False,
-            api_visibility="private",
-        )
+        with gr.Row(elem_classes="qa-examples"):
+            buttons = [gr.Button("", size="sm", visible=False) for _ in range(MAX_EXAMPLES)]
+        shown = [chatbot, history, box, status]
+        for button in buttons:
+            button.click(submit, inputs=[button, history], outputs=shown, **private)
+        box.submit(submit, inputs=[box, history], outputs=shown, **private)
+        clear.click(lambda: ([], [], "", ""), outputs=shown, **private)
         # The chat's own trash icon must forget the conversation too.
-        chatbot.clear(lambda: [], outputs=history, queue=False, api_visibility="private")
-        demo.load(
-            functools.partial(documents_line, live),
-            outputs=docs,
-            queue=False,
-            api_visibility="private",
-        )
+        chatbot.clear(lambda: [], outputs=history, **private)
+        chatbot.like(liked, inputs=[history], outputs=status, **private)
+        # Until the knowledge base is loaded the page asks again every 2 s, then stops.
+        timer = gr.Timer(2.0, active=False)
+        state = [docs, *buttons, timer]
+        demo.load(refresh, outputs=state, **private)
+        timer.tick(refresh, outputs=state, **private)
         if api:
 
             def ask(
                 question: str,
-                history: list[dict[str, str]] | None = None,
+                history: Turns | None = None,
                 request: gr.Request = None,  # type: ignore[assignment]
             ) -> dict[str, Any]:
                 """Answer a question from the documents: the same JSON as POST /api/ask."""
-                client = client_of(request.headers) if request is not None else "?"
-                return ask_api(live, gate, client, question, history)
+                return ask_api(live, gate, reader_of(request), question, history)
 
             gr.api(ask, api_name="ask")
     return demo
+
+
+# Runs on each chat page: after a reply, the new question (then its answer) is put in view;
+# earlier turns stay above it. (The chat's own autoscroll would show the reply's end.)
+REVEAL_JS = """
+() => {
+  let last = null;
+  const reveal = () => {
+    const chat = document.querySelector('#qa-chat');
+    if (!chat) return;
+    const replies = chat.querySelectorAll('.qa-reply');
+    const reply = replies[replies.length - 1];
+    if (!reply || reply === last) return;
+    last = reply;
+    const before = (q) => q.compareDocumentPosition(reply) & Node.DOCUMENT_POSITION_FOLLOWING;
+    const questions = [...chat.querySelectorAll('.user-row')].filter(before);
+    (questions[questions.length - 1] || reply).scrollIntoView({block: 'start'});
+  };
+  new MutationObserver(reveal).observe(document.body, {childList: true, subtree: true});
+}
+"""

@@ -13,24 +13,23 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-import re
 import signal
 import socket
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from qa.errors import USER_ERRORS
-from qa.serve.edge import Edge, client_of, default_hosts
+from qa.serve.edge import Edge, default_hosts
 from qa.serve.guards import AskGate, BodyLimit, OriginPolicy, Refused
 from qa.serve.live import LiveKnowledgeBase, Loader, NotReadyError
+from qa.serve.readers import ask_async
 from qa.serve.schema import AnswerOut, AskRequest
 from qa.serve.webconfig import WebSettings
 from qa.settings import Settings, offline_defaults
@@ -42,42 +41,41 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
 
-def web_component_script() -> str:
-    """A module that loads the installed Gradio web-component bundle, by its hashed name."""
-    import gradio
-
-    frontend = Path(gradio.__file__).parent / "templates" / "frontend"
-    match = re.search(r"assets/index-[\w-]+\.js", (frontend / "index.html").read_text("utf-8"))
-    if not match or not (frontend / match.group(0)).is_file():
-        raise RuntimeError(f"no Gradio web-component bundle found in {frontend}")
-    # Relative to this script's own URL, so it works under any root path.
-    return f'import "./{match.group(0)}";\n'
-
-
 def create_app(
     live: LiveKnowledgeBase, web: WebSettings | None = None, settings: Settings | None = None
 ) -> FastAPI:
     """The whole app around a (possibly still loading) knowledge base."""
     import gradio as gr
+    from fastapi_offline import FastAPIOffline
 
+    from qa.serve.examples import Examples
+    from qa.serve.feedback import FeedbackDesk
+    from qa.serve.readers import Readers
     from qa.serve.render import CSS
-    from qa.serve.ui import build_blocks, theme
+    from qa.serve.theme import PAGE_CSS, gradio_theme, page_variables
+    from qa.serve.ui import REVEAL_JS, build_blocks
+    from qa.serve.widget import add_embed_routes, add_widget_routes
 
     web = web or WebSettings.from_env()
     settings = settings or Settings.from_env()
     gate = AskGate(web.rate_limit, web.max_inflight, settings.max_question_chars)
-    script = web_component_script()
+    readers = Readers(web.auth_header, web.groups_header, web.trusted_proxies)
+    examples = Examples(web.examples)
 
     # The root path goes to uvicorn only (see serve()), which puts it in every request's
     # scope; FastAPI(root_path=) or Gradio's own root_path override the scope of mounted apps
-    # and break /embed behind a proxy.
-    app = FastAPI(title="qa", summary="Evidence-first answers from your documents.")
+    # and break /embed behind a proxy. /docs and /redoc load Swagger UI and ReDoc from the
+    # fastapi-offline package, not from a CDN.
+    app = FastAPIOffline(title="qa", summary="Evidence-first answers from your documents.")
 
     def identity(request: Request) -> str | None:
-        """The signed-in user the proxy vouches for, when QA_AUTH_HEADER is set."""
-        if not web.auth_header:
-            return "anonymous"
-        return request.headers.get(web.auth_header) or None
+        """The signed-in user the proxy vouches for (Gradio's auth_dependency)."""
+        reader = readers.of(request.headers, request.client.host if request.client else "")
+        return reader.user if reader else None
+
+    desk = FeedbackDesk(web.feedback_secret)
+    add_widget_routes(app, live=live, gate=gate, readers=readers, examples=examples, desk=desk)
+    add_embed_routes(app)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -104,15 +102,12 @@ def create_app(
         summary="Answer a question from the documents, with the passages it rests on",
     )
     async def ask(body: AskRequest, request: Request) -> Response:
-        user = identity(request)
-        if user is None:
+        reader = readers.of(request.headers, request.client.host if request.client else "")
+        if reader is None:
             return _error(401, f"sign in first (no {web.auth_header} header)")
-        client = user if web.auth_header else client_of(request.headers)
         history = [turn.model_dump() for turn in body.history]
         try:
-            with gate.admit(client, body.question):
-                kb = live.current()
-                result = await anyio.to_thread.run_sync(kb.ask, body.question, history)
+            result = await ask_async(live, gate, reader, body.question, history)
         except Refused as error:
             wait = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
             return _error(error.status, error.message, **wait)
@@ -164,16 +159,6 @@ def create_app(
             )
         return JSONResponse({"reloaded": True, **live.status()})
 
-    @app.get("/gradio.js", include_in_schema=False)
-    def gradio_js() -> Response:
-        return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
-
-    @app.get("/embed", include_in_schema=False)
-    def embed_page(request: Request) -> Response:
-        # The mount at / would swallow "/embed" before Starlette's own slash redirect.
-        query = f"?{request.url.query}" if request.url.query else ""
-        return RedirectResponse(f"{request.url.path}/{query}", status_code=307)
-
     common: dict[str, Any] = {
         "auth_dependency": identity if web.auth_header else None,
         "show_error": False,  # gr.Error messages still show; tracebacks never do
@@ -182,14 +167,16 @@ def create_app(
         "mcp_server": False,
         "enable_monitoring": False,
         "run_history": False,  # it keeps runs in browser storage, blocked in cross-site iframes
-        "css": CSS,
-        "theme": theme(),
+        "css": page_variables() + PAGE_CSS + CSS,
+        "theme": gradio_theme(),
+        "js": REVEAL_JS,
     }
     for path, compact in (("/embed", True), ("/", False)):
         blocks = build_blocks(
             live,
             gate,
-            examples=web.examples,
+            readers=readers,
+            examples=examples,
             compact=compact,
             api=not compact,
         )

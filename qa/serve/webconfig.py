@@ -21,7 +21,7 @@ DEFAULT_EXAMPLES = (
     "Why is Turkey's relationship with the US strained?",
     "What is the capital of France?",
 )
-"""Example questions for the default S-400 knowledge base; set QA_EXAMPLES for your own."""
+"""Example questions for the default S-400 knowledge base (and for no other)."""
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,17 @@ class WebSettings:
     # How long a batch waits for company when the model is already busy, in milliseconds;
     # 0 = never (batches form while the previous one runs). A lone reader never waits.
     batch_window_ms: int = 0
-    # Clickable example questions on the chat pages; QA_EXAMPLES separates them with "|".
-    examples: tuple[str, ...] = DEFAULT_EXAMPLES
+    # Clickable example questions on the chat pages and the widget; QA_EXAMPLES separates them
+    # with "|". Empty: the S-400 ones for the default knowledge base; for any other, questions
+    # about its documents open to everyone that it does answer (see qa/serve/examples.py).
+    examples: tuple[str, ...] = ()
+    # A header a trusted proxy sets with the signed-in reader's access groups, comma-separated
+    # (e.g. X-Forwarded-Groups). When set, every question searches only documents open to
+    # everyone or to one of those groups; a request without it sees only the former.
+    groups_header: str = ""
+    # Key that signs the feedback tokens handed out with widget answers. Empty: a random key per
+    # process (set one shared key when several processes serve behind a load balancer).
+    feedback_secret: str = ""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -96,8 +105,10 @@ class WebSettings:
                 raise SettingsError(
                     f"allowed host ({name!r}) must be a lower-case host name, without a port"
                 )
-        if self.auth_header and not self.auth_header.replace("-", "").isalnum():
-            raise SettingsError(f"auth_header ({self.auth_header!r}) must be a header name")
+        for key in ("auth_header", "groups_header"):
+            value = getattr(self, key)
+            if value and not value.replace("-", "").isalnum():
+                raise SettingsError(f"{key} ({value!r}) must be a header name")
 
     def with_overrides(self, **overrides: Any) -> WebSettings:
         """A copy with the given fields replaced; None values are ignored."""
