@@ -89,7 +89,7 @@ def add_sync_command(
 
 def run_index(args: argparse.Namespace, out: str, settings: Settings) -> int:
     """`qa index PATH...` with dumps, exports, page URLs and access groups."""
-    from qa.embedding import get_embedder
+    from qa import knowledge  # its get_embedder, as KnowledgeBase.build (tests swap in a fake)
     from qa.indexing.build import index_documents
     from qa.indexing.documents import Skipped, path_text
     from qa.indexing.sources.exports import file_documents
@@ -122,7 +122,7 @@ def run_index(args: argparse.Namespace, out: str, settings: Settings) -> int:
                 progress=not args.quiet,
             )
         )
-    embedder = get_embedder(settings.model)
+    embedder = knowledge.get_embedder(settings.model)
     store = open_store(out, approximate_above=settings.approximate_above)
     report = index_documents(
         store,
@@ -141,7 +141,7 @@ def run_index(args: argparse.Namespace, out: str, settings: Settings) -> int:
 
 def run_sync(args: argparse.Namespace, out: str, settings: Settings) -> int:
     """`qa sync mediawiki API_URL --out KB`."""
-    from qa.embedding import get_embedder
+    from qa import knowledge
     from qa.indexing.sources.mediawiki_live import WikiClient
     from qa.indexing.sources.sync import sync_mediawiki
     from qa.stores import open_store
@@ -150,7 +150,7 @@ def run_sync(args: argparse.Namespace, out: str, settings: Settings) -> int:
     user = args.user or os.environ.get(USER_ENV) or None
     password = _password(args.password_file) if user else None
     store = open_store(out, approximate_above=settings.approximate_above)
-    embedder = get_embedder(settings.model)
+    embedder = knowledge.get_embedder(settings.model)
     with WikiClient(args.api) as client:
         if user:
             assert password is not None
