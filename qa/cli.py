@@ -9,7 +9,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
-from qa import cli_wiki
+from qa import cli_feedback, cli_wiki
 from qa.settings import RETRIEVAL_MODES, Settings, SettingsError, offline_defaults
 from qa.types import Answer
 
@@ -106,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     cli_wiki.add_sync_command(commands, _store_flag, run=_sync)
+    cli_feedback.add_feedback_command(
+        commands, _store_flag, run=lambda a: cli_feedback.run_export(a, store_spec(a, "--index"))
+    )
     return parser
 
 

@@ -82,6 +82,7 @@ class FeedbackDesk:
                 "u": what.user,
                 "t": what.at,
                 "e": int(time.time()) + TOKEN_TTL_S,
+                "n": secrets.token_hex(8),  # two equal answers in one second: two tokens
             },
             ensure_ascii=False,
             separators=(",", ":"),
