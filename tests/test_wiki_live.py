@@ -253,3 +253,32 @@ def test_cli_sync_and_its_errors(wiki, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("QA_WIKI_PASSWORD")
     code = main(["sync", "mediawiki", wiki.api, "--out", kb, "--user", wiki.bot_user])
     assert code == 2 and "QA_WIKI_PASSWORD" in capsys.readouterr().err
+
+
+def test_a_dump_then_live_sync_into_postgres(wiki, tmp_path, pg_schema_url, real_embedder):
+    """A knowledge base built from the wiki's dump is kept in sync live, in PostgreSQL: the
+    pages carry the same ids and text, so the first sync embeds nothing."""
+    from qa.indexing.build import index_documents
+    from qa.indexing.sources.mediawiki_dump import dump_documents
+
+    editor = wiki.editor()
+    before = changes(wiki)
+    editor.edit("Ferry timetable", "The first ferry to Gull Island leaves at seven.")
+    settle(wiki, before, 1)
+    dump = tmp_path / "wiki.xml"
+    dump.write_text(wiki.maintenance("dumpBackup.php", "--current", "--quiet"))
+    store = open_store(pg_schema_url)
+    documents = dump_documents(dump, access=ACCESS, progress=False)
+    index_documents(store, documents, real_embedder, Settings(), progress=False)
+    built = len(store.documents())
+
+    report = run_sync(wiki, pg_schema_url, real_embedder)
+    assert report.full and report.embedded == 0 and report.reused == built
+
+    before = changes(wiki)
+    editor.edit("Ferry timetable", "The first ferry to Gull Island leaves at eight.")
+    settle(wiki, before, 1)
+    report = run_sync(wiki, pg_schema_url, real_embedder)
+    assert (report.full, report.embedded) == (False, 1)
+    assert "eight" in ask(pg_schema_url, real_embedder, "When does the first ferry leave?").text
+    editor.close()
