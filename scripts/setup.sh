@@ -27,6 +27,17 @@ if $with_tests && { [ ! -f /usr/share/mediawiki/maintenance/install.php ] || ! p
   fi
 fi
 
+# The sign-in tests put the app behind Debian's nginx (run on loopback with its own config).
+if $with_tests && ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
+  elif command -v sudo >/dev/null; then
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
+  else
+    echo "setup: the sign-in tests need Debian's nginx package" >&2
+  fi
+fi
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0"

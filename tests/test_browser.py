@@ -33,9 +33,7 @@ QUESTION = "Why did Turkey choose the S-400?"
 ANSWER_WORDS = "Russia proposed the S-400"
 HOSTILE_QUESTION = "How fast does the peregrine falcon dive?"
 PWNED = "window.__pwned=1"
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
+EXAMPLES = (QUESTION, "What is the capital of France?")
 
 
 def hostile_documents(folder: Path, pixel: str) -> None:
@@ -67,10 +65,15 @@ def wiki(tmp_path_factory):
 
 
 def _app(live: Any, wiki_port: int) -> Any:
-    from qa.web import create_app
-    from qa.webconfig import WebSettings
+    from qa.serve.web import create_app
+    from qa.serve.webconfig import WebSettings
 
-    web = WebSettings(allowed_origins=(f"http://wiki.test:{wiki_port}",), rate_limit=10_000)
+    web = WebSettings(
+        allowed_origins=(f"http://wiki.test:{wiki_port}",),
+        allowed_hosts=("app.test",),
+        rate_limit=10_000,
+        examples=EXAMPLES,
+    )
     return create_app(live, web, live.current().settings)
 
 
@@ -94,8 +97,8 @@ def _wiki_pages(folder: Path, name: str, app: str) -> None:
 @pytest.fixture(scope="session")
 def servers(article_kb, real_embedder, wiki, tmp_path_factory):
     """The app over the S-400 article and over hostile documents, and the wiki pages for both."""
-    from qa.kb import KnowledgeBase
-    from qa.live import LiveKnowledgeBase
+    from qa.knowledge import KnowledgeBase
+    from qa.serve.live import LiveKnowledgeBase
 
     # Before Gradio is first imported: it reads the folder once, at import.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
@@ -124,6 +127,9 @@ def servers(article_kb, real_embedder, wiki, tmp_path_factory):
 def browser():
     from playwright.sync_api import sync_playwright
 
+    from tests.browsing import require_chromium
+
+    require_chromium()  # fails, never skips: setup.sh --test installs it
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield chromium
@@ -172,8 +178,24 @@ def ask(root: Any, question: str) -> Any:
     return replies.nth(before)
 
 
+def assert_evidence(reply: Any) -> None:
+    """The answer's evidence is shown: highlighted in its passage, or, when the answer is the
+    whole passage, named once (a reply never shows the same text twice)."""
+    if reply.locator("mark.qa-hl").count():
+        assert ANSWER_WORDS in reply.locator("mark.qa-hl").first.inner_text()
+    else:
+        assert "this whole passage" in reply.locator(".qa-passage").first.inner_text()
+        assert reply.inner_text().count(ANSWER_WORDS) == 1
+
+
 # ----- 1-3: it works, on its own and inside the wiki ---------------------------------------------
-def test_full_app_answers_with_highlighted_evidence(servers, page, shots):
+def _no_server_paths(root: Any, tmp_path_factory: Any) -> None:
+    """Every folder the tests index or store in is under pytest's base temp folder: a page
+    shows sources relative to what was indexed, never a path on the server."""
+    assert str(tmp_path_factory.getbasetemp()) not in root.content()
+
+
+def test_full_app_answers_with_highlighted_evidence(servers, page, shots, tmp_path_factory):
     p = page.page
     p.goto(servers["article"] + "/")
     assert p.locator("h1").first.inner_text() == "Ask the documents"
@@ -182,8 +204,9 @@ def test_full_app_answers_with_highlighted_evidence(servers, page, shots):
     assert ANSWER_WORDS in reply.locator(".qa-text").inner_text()
     assert reply.locator(".qa-cite").first.inner_text() == "[1]"
     assert reply.locator(".qa-passage").count() == 3
-    assert ANSWER_WORDS in reply.locator("mark.qa-hl").first.inner_text()
+    assert_evidence(reply)
     assert "score" in reply.locator(".qa-source").first.inner_text()
+    _no_server_paths(p, tmp_path_factory)
     p.screenshot(path=shots / "full-app.png", full_page=True)
 
     # An example question the documents cannot answer: a visibly different, declined reply.
@@ -215,7 +238,7 @@ def test_web_component_on_the_wiki_answers(servers, page, shots):
     p.goto(servers["wiki"] + "/article/component.html")
     reply = ask(p, QUESTION)  # Playwright's locators pierce the component's shadow root
     assert ANSWER_WORDS in reply.inner_text()
-    assert reply.locator("mark.qa-hl").count() >= 1
+    assert_evidence(reply)
     p.screenshot(path=shots / "wiki-web-component.png", full_page=True)
 
 
@@ -225,7 +248,7 @@ def test_cross_site_iframe_on_the_wiki_answers(servers, page, shots):
     frame = p.frame_locator("iframe")
     reply = ask(frame, QUESTION)
     assert ANSWER_WORDS in reply.inner_text()
-    assert reply.locator("mark.qa-hl").count() >= 1
+    assert_evidence(reply)
     p.screenshot(path=shots / "wiki-iframe.png", full_page=True)
 
 
@@ -280,7 +303,7 @@ def _assert_inert(page: Watched, root: Any, reply: Any, frames: list[Any]) -> No
         assert frame.evaluate("() => window.__pwned") is None
 
 
-def test_hostile_document_is_inert_in_the_full_app(servers, page, wiki):
+def test_hostile_document_is_inert_in_the_full_app(servers, page, wiki, tmp_path_factory):
     p = page.page
     p.goto(servers["hostile"] + "/")
     docs = p.locator(".qa-docs")
@@ -291,6 +314,7 @@ def test_hostile_document_is_inert_in_the_full_app(servers, page, wiki):
     assert "300 km/h" in reply.inner_text()
     p.wait_for_timeout(500)
     _assert_inert(page, p, reply, p.frames)
+    _no_server_paths(p, tmp_path_factory)
     _, _, requested = wiki
     assert "/pixel.png" not in requested
 

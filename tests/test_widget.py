@@ -16,34 +16,15 @@ from tests.webserver import running_app
 
 pytestmark = pytest.mark.slow
 
-HOLIDAYS = (
-    "The office is closed on public holidays. Every employee has 25 days of paid holiday a "
-    "year, booked through the staff portal at least two weeks ahead."
-)
-SALARIES = "Salaries are paid on the 25th of each month by bank transfer from the payroll office."
 HR = {"X-QA-User": "alice", "X-QA-Groups": "hr,staff"}
 STAFF = {"X-QA-User": "bob", "X-QA-Groups": "staff"}
 
 
 @pytest.fixture(scope="module")
 def kb(tmp_path_factory, real_embedder):
-    from qa.indexing.build import index_documents
-    from qa.knowledge import KnowledgeBase
-    from qa.settings import Settings
-    from qa.stores import open_store
-    from qa.types import Document
+    from tests.groups_kb import build
 
-    folder = tmp_path_factory.mktemp("groups-kb")
-    docs = [
-        Document(id="holidays.md", title="Holidays", source="holidays.md", text=HOLIDAYS),
-        Document(
-            id="salaries.md", title="Salaries", source="salaries.md", text=SALARIES, groups=("hr",)
-        ),
-    ]
-    store = open_store(folder)
-    index_documents(store, docs, real_embedder, Settings(), progress=False)
-    store.close()
-    return KnowledgeBase.load(folder, embedder=real_embedder)
+    return build(tmp_path_factory.mktemp("groups-kb"), real_embedder)
 
 
 def serve(kb: Any, tmp_path_factory: Any, **web: Any) -> Any:
