@@ -1,0 +1,1 @@
+"""Sources that yield documents with metadata: MediaWiki dumps and live wikis, wiki exports."""

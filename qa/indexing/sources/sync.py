@@ -215,6 +215,8 @@ def _changed(
     ids: set[int] = set()
     titles: set[str] = set()
     for change in changes:
+        if change.get("ns") not in chosen and change.get("logtype") != "move":
+            continue  # a page we do not index (a move may bring one in: it is kept)
         if int(change.get("pageid") or 0) > 0:
             ids.add(int(change["pageid"]))
         if change.get("type") == "log" and change.get("title"):
