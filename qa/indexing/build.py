@@ -12,13 +12,14 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from qa import lexical
 from qa.embedding import Embedder
+from qa.indexing import tagging
 from qa.indexing.chunking import chunk_document
 from qa.indexing.documents import Skipped
 from qa.indexing.sanitize import sanitize
@@ -85,7 +86,11 @@ def store_info(embedder: Embedder, settings: Settings) -> StoreInfo:
         fingerprint=embedder.fingerprint(),
         dim=embedder.dim,
         max_tokens=embedder.max_tokens,
-        chunking={**settings.index_params(), "budget_tokens": chunk_budget(embedder, settings)},
+        chunking={
+            **settings.index_params(),
+            "budget_tokens": chunk_budget(embedder, settings),
+            "typing": tagging.typing_version(),  # typed spans (short answers) or none
+        },
     )
 
 
@@ -193,9 +198,14 @@ def embed_batch(
         bar.refresh()
     vectors = encode(embedder, unique, settings.batch_size, bar)
     row = {text: i for i, text in enumerate(unique)}
+    typed = tagging.tag(unique)  # entities and noun phrases, offsets inside each sentence
     updates = []
     for document, digest, chunks, sentences in parts:
         sentence_texts = [document.text[s.start : s.end] for s in sentences]
+        sentences = [
+            replace(s, entities=tuple((s.start + a, s.start + b, k) for a, b, k in typed[row[t]]))
+            for s, t in zip(sentences, sentence_texts, strict=True)
+        ]
         sentence_vectors = vectors[[row[t] for t in sentence_texts]].reshape(-1, embedder.dim)
         chunk_vectors = mean_vectors(
             sentence_vectors,
