@@ -13,13 +13,13 @@ from pathlib import Path
 
 from qa import lexical
 from qa.asking import answer
-from qa.asking.question import clean_question, search_query, validate_history
+from qa.asking.question import clean_question, resolve, validate_history
 from qa.asking.retrieval import retrieve
 from qa.embedding import Embedder, get_embedder
 from qa.indexing.build import BuildReport, document_hash, index_documents, store_info
 from qa.settings import DEFAULT_DOCS_DIR, DEFAULT_INDEX_DIR, Settings
 from qa.stores import Filter, Store, StoreError, is_url, open_store
-from qa.types import Answer, DocumentInfo, Passage
+from qa.types import Answer, DocumentInfo, Passage, ShortAnswer
 
 StoreSpec = str | os.PathLike[str]
 
@@ -165,24 +165,32 @@ class KnowledgeBase:
         began = time.perf_counter()
         text, notices = clean_question(question, self.settings.max_question_chars)
         turns = validate_history(history)
-        query = search_query(text, turns, self.settings.max_question_chars)
-        terms = lexical.terms(query)
+        read = resolve(text, turns, self.settings.max_question_chars)
         where = Filter(
             groups=None if groups is None else frozenset(groups),
             doc_ids=None if doc_ids is None else frozenset(doc_ids),
         )
-        vector = self.embedder.encode([query])[0]
+        vector = self.embedder.encode([read.search])[0]
         found = retrieve(
             self.store,
             vector,
-            terms,
+            lexical.terms(read.search),
             mode=self.settings.retrieval,
             candidates=self.settings.candidates,
             where=where,
         )
         retrieved = time.perf_counter()
-        choice = answer.choose(self.store, found, text, terms, self.settings.answer_from)
+        # The answer is chosen by what this question asks (its pronouns resolved), not by the
+        # question it follows, which only helped retrieval find the passages.
+        choice = answer.choose(
+            self.store,
+            found,
+            read.question,
+            lexical.terms(read.question),
+            self.settings.answer_from,
+        )
         abstained = choice.confidence < self.settings.abstain_threshold
+        short = None if abstained else answer.short_answer(found, choice)
         top = found.ranked[: self.settings.top_k]
         docs = self.store.document_info({hit.chunk.chunk.doc_id for hit in top})
         passages = []
@@ -217,8 +225,9 @@ class KnowledgeBase:
                 "total": (done - began) * 1000,
             },
             notices=tuple(notices),
-            search_query=query,
+            search_query=read.search,
             signals=choice.evidence.signals() if choice.evidence else {},
+            short_answer=ShortAnswer(*short) if short and short[1] <= len(passages) else None,
         )
 
     def close(self) -> None:

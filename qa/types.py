@@ -113,6 +113,24 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class ShortAnswer:
+    """The shortest span of a passage that answers the question (a name, a date, a number...)."""
+
+    text: str
+    passage_rank: int  # 1-based rank of the passage it lies in
+    start: int  # [start, end) offsets inside that passage's text
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "passage_rank": self.passage_rank,
+            "start": self.start,
+            "end": self.end,
+        }
+
+
+@dataclass(frozen=True)
 class Answer:
     question: str
     text: str  # the answer, with citation markers like [1]; a plain decline when abstained
@@ -123,11 +141,14 @@ class Answer:
     notices: tuple[str, ...] = ()  # e.g. "question cut to 2000 characters"
     search_query: str = ""  # the question as retrieval saw it (with follow-up context)
     signals: dict[str, float] = field(default_factory=dict)  # what the confidence was read from
+    # None when the question asks for an explanation, or no span of the evidence answers it.
+    short_answer: ShortAnswer | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "answer": self.text,
+            "short_answer": self.short_answer.to_dict() if self.short_answer else None,
             "abstained": self.abstained,
             "confidence": round(self.confidence, 4),
             "passages": [

@@ -1,110 +1,44 @@
-"""Ranked chunks to an answer: pick the best sentences, cite them, or decline when evidence is weak.
+"""Ranked chunks to an answer: the short answer, the sentences that hold it, or a decline.
 
-No model runs here: sentence vectors were computed at index time, so scoring is arithmetic.
+No model runs here: sentence vectors and typed spans were computed at index time, so choosing
+is arithmetic over them and the question's words.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qa import lexical
+from qa.asking import decline
+from qa.asking.decline import CONFIDENCE_BIAS, CONFIDENCE_WEIGHTS, FEATURES, Evidence
+from qa.asking.expect import Expected, expect
 from qa.asking.retrieval import Retrieval
-from qa.stores.base import Store
+from qa.asking.spans import COVERED, SPAN_FEATURES, Short, pick, scored_spans
+from qa.stores.base import ScoredChunk, Store
 
 DECLINE = "The documents do not say."
 
 # Weights of the sentence score: cosine, IDF-weighted term overlap, passage score, type match.
 SENTENCE_WEIGHTS = (1.0, 0.35, 0.3, 0.08)
+SPAN_SENTENCES = 4  # the best sentences whose spans compete for the short answer
+EXPLAIN_MAX = 3  # sentences an explanation may join
+EXPLAIN_MARGIN = 0.12  # how far below the best sentence a joined one may score
+REPEAT = 0.6  # term overlap (Jaccard) above which a sentence repeats one already chosen
 
-# Logistic abstention model over Evidence.features(), fitted by `bench/calibrate.py --fit` on
-# three sources weighted equally: the shared SQuAD articles, questions written about the S-400
-# article (bench/questions/s400.json) and off-topic questions. The bias is then moved by
-# logit(0.3) so that the default threshold of 0.5 wrongly declines no S-400 question and about
-# 3% of SQuAD's answerable ones (the README has the table). The cosine weight is negative only
-# because the passage score already holds the same cosine with a larger weight.
-CONFIDENCE_WEIGHTS = (-2.353, -0.175, 5.045, 1.677, 0.845, -0.131)
-CONFIDENCE_BIAS = -3.967
-FEATURES = (
-    "cosine",
-    "coverage",
-    "passage_score",
-    "kind_match",
-    "sentence_coverage",
-    "rarest_missing",
-)
-
-_NUMBER = re.compile(
-    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
-    r"fifty|hundred|thousand|million|billion|dozen|several|half)\b",
-    re.IGNORECASE,
-)
-_DATE = re.compile(
-    r"\b(1\d{3}|20\d{2}|\d{1,2}(st|nd|rd|th)|January|February|March|April|May|June|July|"
-    r"August|September|October|November|December|century|centuries|decade|year|years|"
-    r"today|yesterday|week|month|BC|AD)\b",
-    re.IGNORECASE,
-)
-_NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
-
-
-def question_kind(question: str) -> str | None:
-    """What a question asks for: "number", "date", "name", or None when it cannot tell."""
-    q = question.lower()
-    if re.search(
-        r"\bhow (many|much|long|old|far|large|big|often|tall)\b|\bwhat (percent|number)", q
-    ):
-        return "number"
-    if re.search(r"\bwhen\b|\bwhat (year|century|date|decade|time|period)\b|\bin which year", q):
-        return "date"
-    if re.search(r"\bwho\b|\bwhom\b|\bwhose\b", q):
-        return "name"
-    return None
-
-
-def has_kind(text: str, kind: str | None) -> bool:
-    if kind == "number":
-        return bool(_NUMBER.search(text))
-    if kind == "date":
-        return bool(_DATE.search(text))
-    if kind == "name":
-        return bool(_NAME.search(text))
-    return False
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """The best sentence found and the signals the abstention model reads."""
-
-    rank: int  # 0-based rank of the passage that holds it
-    sentence: int  # its position among that passage's sentences
-    cosine: float  # the sentence's cosine with the question
-    passage_score: float  # the fused (hybrid) score of the first passage
-    coverage: float  # IDF-weighted share of question terms found in the first passage
-    kind_match: float  # 1 when the sentence holds what the question asks for (or it asks none)
-    sentence_coverage: float  # IDF-weighted share of question terms found in the sentence
-    rarest_missing: float  # IDF of the rarest question term absent from the first passage
-
-    def signals(self) -> dict[str, float]:
-        return dict(zip(FEATURES, self.features(), strict=True))
-
-    def features(self) -> tuple[float, ...]:
-        return (
-            self.cosine,
-            self.coverage,
-            self.passage_score,
-            self.kind_match,
-            self.sentence_coverage,
-            self.rarest_missing,
-        )
-
-    def confidence(self) -> float:
-        z = CONFIDENCE_BIAS + sum(
-            w * f for w, f in zip(CONFIDENCE_WEIGHTS, self.features(), strict=True)
-        )
-        return 1.0 / (1.0 + math.exp(-z))
+# Without index-time types (the entity model missing), the old surface rules stand in.
+_FALLBACK = {
+    "number": re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|"
+                         r"thousand|million|billion|dozen|several|half)\b", re.IGNORECASE),
+    "date": re.compile(r"\b(1\d{3}|20\d{2}|January|February|March|April|May|June|July|August|"
+                       r"September|October|November|December|century|decade|years?)\b"),
+    "person": re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+"),
+}  # fmt: skip
+_FALLBACK.update(
+    money=_FALLBACK["number"], percent=_FALLBACK["number"], duration=_FALLBACK["date"],
+    place=_FALLBACK["person"], group=_FALLBACK["person"],
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -112,6 +46,10 @@ class Choice:
     evidence: Evidence | None
     sentences: list[tuple[int, int]]  # (passage rank, sentence position) of the answer, in order
     confidence: float
+    short: Short | None = None  # the short answer, when a span answers the question
+    expected: Expected | None = None
+    # Every span that competed, with its features: what `bench/calibrate.py --spans` fits on.
+    candidates: list[tuple[str, tuple[float, ...]]] = field(default_factory=list)
 
 
 def choose(
@@ -121,48 +59,115 @@ def choose(
     query_terms: Sequence[str],
     top_k: int,
 ) -> Choice:
-    """Score every sentence of the top passages and keep the best one."""
+    """Score every sentence of the top passages, find the short answer, read the evidence."""
     top = retrieval.ranked[:top_k]
+    expected = expect(question)
     if not top:
-        return Choice(None, [], 0.0)
+        return Choice(None, [], 0.0, expected=expected)
     weights = store.idf(set(query_terms))
     total = sum(weights.values()) or 1.0
-    kind = question_kind(question)
     best_passage = top[0].fused or 1.0
     wc, wl, wp, wk = SENTENCE_WEIGHTS
     scored: list[tuple[float, int, int]] = []
+    terms_of: dict[tuple[int, int], set[str]] = {}
     for rank, hit in enumerate(top):
+        passage = wp * max(hit.fused, 0.0) / max(best_passage, 1e-6)
         for n, cosine in enumerate(hit.chunk.sentence_cosines):
-            text = hit.chunk.sentence_text(n)
-            sentence_terms = set(lexical.terms(text))
+            sentence_terms = set(lexical.terms(hit.chunk.sentence_text(n)))
+            terms_of[(rank, n)] = sentence_terms
             overlap = sum(w for t, w in weights.items() if t in sentence_terms) / total
-            kind_bonus = 1.0 if kind and has_kind(text, kind) else 0.0
-            score = (
-                wc * cosine
-                + wl * overlap
-                + wp * max(hit.fused, 0.0) / max(best_passage, 1e-6)
-                + wk * kind_bonus
-            )
-            scored.append((score, -rank, -n))
+            kind = wk * _holds_type(top[rank].chunk, n, expected)
+            scored.append((wc * cosine + wl * overlap + passage + kind, rank, n))
     if not scored:
-        return Choice(None, [], 0.0)
-    _, neg_rank, neg_n = max(scored)
-    rank, n = -neg_rank, -neg_n
-    best = top[rank].chunk
-    passage_terms = set(lexical.terms(top[0].chunk.chunk.text))
-    coverage = sum(w for t, w in weights.items() if t in passage_terms) / total
-    best_terms = set(lexical.terms(best.sentence_text(n)))
-    evidence = Evidence(
-        rank=rank,
-        sentence=n,
-        cosine=best.sentence_cosines[n],
-        passage_score=top[0].fused,  # the fused score whatever mode ranked it
-        coverage=coverage if weights else 0.0,
-        sentence_coverage=sum(w for t, w in weights.items() if t in best_terms) / total,
-        rarest_missing=max((w for t, w in weights.items() if t not in passage_terms), default=0.0),
-        kind_match=1.0 if kind is None or has_kind(best.sentence_text(n), kind) else 0.0,
+        return Choice(None, [], 0.0, expected=expected)
+    scored.sort(key=lambda s: (-s[0], s[1], s[2]))
+    chunks = [hit.chunk for hit in top]
+    found = (
+        scored_spans(chunks, scored[:SPAN_SENTENCES], expected, weights, question)
+        if expected.short
+        else []
     )
-    return Choice(evidence, [(rank, n)], evidence.confidence())
+    short = pick(found, (scored[0][1], scored[0][2]))
+    if short is not None:
+        chosen = [(short.rank, short.sentence)]
+    elif expected.kind in ("explanation", "statement"):
+        chosen = _explanation(scored, terms_of, weights)
+    else:
+        chosen = [(scored[0][1], scored[0][2])]
+    rank, n = chosen[0]
+    passage_terms = set(lexical.terms(top[0].chunk.chunk.text))
+    answer_terms = set().union(*(terms_of[c] for c in chosen))
+    evidence = Evidence(
+        cosine=max(chunks[r].sentence_cosines[s] for r, s in chosen),
+        passage_score=top[0].fused,  # the fused score whatever mode ranked it
+        coverage=sum(w for t, w in weights.items() if t in passage_terms) / total,
+        sentence_coverage=sum(w for t, w in weights.items() if t in answer_terms) / total,
+        rarest_missing=max((w for t, w in weights.items() if t not in passage_terms), default=0.0),
+        kind_match=_kind_match(chunks, scored[:SPAN_SENTENCES], expected, found),
+        span_near=short.near if short else 0.0,
+        typed=1.0 if expected.typed else 0.0,
+    )
+    candidates = [(_text(chunks[s.rank], s), f) for s, f in found]
+    return Choice(evidence, chosen, evidence.confidence(), short, expected, candidates)
+
+
+def _holds_type(hit: ScoredChunk, n: int, expected: Expected) -> float:
+    """1 when sentence n holds a span of the type the question asks for."""
+    if not expected.typed:
+        return 0.0
+    sentence = hit.sentences[n]
+    if sentence.entities:
+        return 1.0 if any(label in expected.labels for *_, label in sentence.entities) else 0.0
+    rule = _FALLBACK.get(expected.kind)
+    return 1.0 if rule and rule.search(hit.sentence_text(n)) else 0.0
+
+
+def _kind_match(
+    chunks: Sequence[ScoredChunk],
+    sentences: Sequence[tuple[float, int, int]],
+    expected: Expected,
+    found: Sequence[tuple[Short, tuple[float, ...]]],
+) -> float:
+    """1 when a sentence of the evidence both covers the question's terms and holds a span of
+    the type asked for (always, when the question asks for no type)."""
+    if not expected.typed:
+        return 1.0
+    if any(s.entities for _, r, n in sentences for s in (chunks[r].sentences[n],)):
+        return float(any(f[_TYPED] and f[_COVERAGE] >= COVERED for _, f in found))
+    return max(_holds_type(chunks[r], n, expected) for _, r, n in sentences)  # untyped store
+
+
+def _text(hit: ScoredChunk, short: Short) -> str:
+    return hit.chunk.text[short.start - hit.chunk.start : short.end - hit.chunk.start]
+
+
+_TYPED = SPAN_FEATURES.index("typed")
+_COVERAGE = SPAN_FEATURES.index("coverage")
+
+
+def _explanation(
+    scored: list[tuple[float, int, int]],
+    terms_of: dict[tuple[int, int], set[str]],
+    weights: dict[str, float],
+) -> list[tuple[int, int]]:
+    """Up to three sentences that each add support: close to the best, sharing question terms,
+    and not repeating a sentence already taken. In passage order, then text order."""
+    best = scored[0][0]
+    chosen = [(scored[0][1], scored[0][2])]
+    for score, rank, n in scored[1:]:
+        if len(chosen) >= EXPLAIN_MAX or score < best - EXPLAIN_MARGIN:
+            break
+        terms = terms_of[(rank, n)]
+        if not terms & weights.keys():
+            continue
+        if any(_jaccard(terms, terms_of[c]) > REPEAT for c in chosen):
+            continue
+        chosen.append((rank, n))
+    return sorted(chosen)
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / max(len(a | b), 1)
 
 
 def answer_text(retrieval: Retrieval, choice: Choice) -> str:
@@ -171,6 +176,16 @@ def answer_text(retrieval: Retrieval, choice: Choice) -> str:
         f"{retrieval.ranked[rank].chunk.sentence_text(n)} [{rank + 1}]"
         for rank, n in choice.sentences
     )
+
+
+def short_answer(retrieval: Retrieval, choice: Choice) -> tuple[str, int, int, int] | None:
+    """(text, passage rank 1-based, start, end) of the short answer, offsets in the passage."""
+    s = choice.short
+    if s is None:
+        return None
+    chunk = retrieval.ranked[s.rank].chunk.chunk
+    start, end = s.start - chunk.start, s.end - chunk.start
+    return chunk.text[start:end], s.rank + 1, start, end
 
 
 def highlights(retrieval: Retrieval, passage: int, choice: Choice) -> tuple[tuple[int, int], ...]:
@@ -183,3 +198,17 @@ def highlights(retrieval: Retrieval, passage: int, choice: Choice) -> tuple[tupl
         if owner.doc_id == c.doc_id and c.start <= sentence.start and sentence.end <= c.end:
             spans.append((sentence.start - c.start, sentence.end - c.start))
     return tuple(sorted(set(spans)))
+
+
+__all__ = [
+    "CONFIDENCE_BIAS",
+    "CONFIDENCE_WEIGHTS",
+    "DECLINE",
+    "FEATURES",
+    "Choice",
+    "answer_text",
+    "choose",
+    "decline",
+    "highlights",
+    "short_answer",
+]
