@@ -242,41 +242,46 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def format_answer(result: Answer, width: int = 100) -> str:
-    """The answer for a terminal: the reply, then each passage with its highlights marked."""
+    """The answer for a terminal: the short answer first, then the sentences it rests on, then
+    each passage with the sentences marked >>> <<< and the short answer marked ** **."""
     lines = [f"Q: {result.question}"]
     lines += [f"({notice})" for notice in result.notices]
-    label = "A (declined):" if result.abstained else "A:"
-    lines.append(f"{label} {result.text}")
+    short = result.short_answer
+    if result.abstained:
+        lines.append(f"A (declined): {result.text}")
+    elif short:
+        lines.append(f"A: {short.text} [{short.passage_rank}]")
+        lines.append(textwrap.indent(textwrap.fill(result.text, width - 3), "   "))
+    else:
+        lines.append(f"A: {result.text}")
     lines.append(f"   confidence {result.confidence:.2f}")
     if result.abstained:
         lines.append("\nNearest passages (they do not answer it):")
     else:
         lines.append("\nEvidence:")
     for rank, p in enumerate(result.passages, start=1):
-        section = f" > {p.section}" if p.section and p.section != p.title else ""
         lines.append(
-            f"[{rank}] {_line(p.title)}{_line(section)} ({_line(p.source)}, chars "
-            f"{p.chunk.start}-{p.chunk.end}) score {p.score:.3f}"
+            f"[{rank}] {p.title} ({p.source}, chars {p.chunk.start}-{p.chunk.end}) "
+            f"score {p.score:.3f}"
         )
-        if p.url:
-            lines.append(f"    {_line(p.url)}")
-        text = p.chunk.text
-        marked = text
-        for a, b in sorted(p.highlights, reverse=True):
-            marked = marked[:a] + ">>>" + marked[a:b] + "<<<" + marked[b:]
+        # At one offset, marks listed first end up innermost: ">>>**short**<<<".
+        marks = [(b, "<<<") for _, b in p.highlights]
+        if short and short.passage_rank == rank:
+            marks += [(short.start, "**"), (short.end, "**")]
+        marks += [(a, ">>>") for a, _ in p.highlights]
+        marked = p.chunk.text
+        for at, mark in sorted(marks, key=lambda m: m[0], reverse=True):
+            marked = marked[:at] + mark + marked[at:]
         lines.append(textwrap.indent(textwrap.fill(marked, width - 4), "    "))
         if p.highlights:
             spans = ", ".join(f"{a}-{b}" for a, b in p.highlights)
             lines.append(f"    answer at passage chars {spans}")
+        if short and short.passage_rank == rank:
+            lines.append(f"    short answer at passage chars {short.start}-{short.end}")
     lines.append(
         "   ({retrieve:.0f} ms retrieve, {answer:.0f} ms answer)".format(**result.timings_ms)
     )
     return "\n".join(lines)
-
-
-def _line(text: str) -> str:
-    """Text from a document as one line with no terminal control sequences in it."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 if __name__ == "__main__":

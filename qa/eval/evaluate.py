@@ -10,6 +10,7 @@ import json
 import re
 import string
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -59,6 +60,9 @@ class Outcome:
     rank: int | None  # 1-based rank of the first passage covering a gold span, None if none
     answer_hit: bool
     answer_words: int
+    short_answer: str | None  # the short answer given (None: declined, or none found)
+    em: float  # exact match of the short answer with a gold answer (SQuAD normalisation)
+    f1: float  # best token F1 of the short answer with a gold answer
     latency_ms: float
     scores: list[float] = field(default_factory=list)
     signals: dict[str, float] = field(default_factory=dict)
@@ -99,6 +103,27 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
+def f1_score(prediction: str, gold: str) -> float:
+    """SQuAD's token F1 between two answers, after `normalize`."""
+    pred, truth = normalize(prediction).split(), normalize(gold).split()
+    common = Counter(pred) & Counter(truth)
+    same = sum(common.values())
+    if not pred or not truth:
+        return float(pred == truth)
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred), same / len(truth)
+    return 2 * precision * recall / (precision + recall)
+
+
+def short_scores(short: str | None, gold: Sequence[str]) -> tuple[float, float]:
+    """(exact match, F1) of a short answer against gold answers; no answer scores 0."""
+    if short is None or not gold:
+        return 0.0, 0.0
+    em = max(float(normalize(short) == normalize(g)) for g in gold)
+    return em, max(f1_score(short, g) for g in gold)
+
+
 def build_article(
     article: Article,
     folder: Path,
@@ -129,6 +154,8 @@ def evaluate_article(kb: KnowledgeBase, article: Article) -> list[Outcome]:
         hit = not answer.abstained and any(
             normalize(g) and normalize(g) in normalize(reply) for g in q.answers
         )
+        short = answer.short_answer.text if answer.short_answer else None
+        em, f1 = short_scores(short, q.answers)
         outcomes.append(
             Outcome(
                 article=article.title,
@@ -142,6 +169,9 @@ def evaluate_article(kb: KnowledgeBase, article: Article) -> list[Outcome]:
                 rank=rank,
                 answer_hit=hit,
                 answer_words=len(reply.split()),
+                short_answer=short,
+                em=em,
+                f1=f1,
                 latency_ms=answer.timings_ms["total"],
                 scores=[round(p.score, 4) for p in answer.passages],
                 signals=answer.signals,
@@ -170,6 +200,9 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, float]:
         "hit@5": share((o.rank is not None and o.rank <= 5 for o in answerable), n),
         "mrr@10": round(sum(1 / o.rank for o in answerable if o.rank) / n, 4) if n else 0.0,
         "answer_hit": share((o.answer_hit for o in answerable), n),
+        "short_em": round(sum(o.em for o in answerable) / n, 4) if n else 0.0,
+        "short_f1": round(sum(o.f1 for o in answerable) / n, 4) if n else 0.0,
+        "short_given": share((o.short_answer is not None for o in answerable), n),
         "answer_words": round(float(np.mean([o.answer_words for o in answered])), 1)
         if answered
         else 0.0,
@@ -241,6 +274,7 @@ def hit_at_k(outcomes: Sequence[Outcome], ks: Iterable[int]) -> list[float]:
 COLUMNS = (
     ("hit@1", "hit@1"), ("hit@3", "hit@3"), ("hit@5", "hit@5"), ("mrr@10", "MRR@10"),
     ("answer_hit", "answer hit"), ("answer_words", "words"),
+    ("short_em", "short EM"), ("short_f1", "short F1"),
     ("declined_unanswerable", "declined unans."), ("declined_answerable", "declined ans."),
     ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"),
 )  # fmt: skip

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import pairwise
 from urllib.parse import urlsplit
 
-from qa.types import Answer, DocumentInfo, Passage
+from qa.types import Answer, DocumentInfo, Passage, ShortAnswer
 
 # HTML specials, plus Markdown's link/image/emphasis/code/heading/table/escape characters,
 # LaTeX's dollar and ':' (which stops bare "https://" links from being auto-linked).
@@ -35,17 +36,26 @@ def inert(text: str) -> str:
     return escaped.replace("\r", "").replace("\n", "<br>")
 
 
-def highlighted(text: str, spans: Sequence[Sequence[int]]) -> str:
-    """`text` made inert, with the [start, end) spans wrapped in <mark>."""
-    out, at = [], 0
-    for start, end in sorted((max(0, a), min(len(text), b)) for a, b in spans):
-        if end <= at:
+def highlighted(
+    text: str, spans: Sequence[Sequence[int]], strong: Sequence[int] | None = None
+) -> str:
+    """`text` made inert, with the [start, end) spans wrapped in <mark>; the `strong` span (the
+    short answer) marked again inside them, as <mark class="qa-hl qa-short">."""
+    n = len(text)
+    marked = [(max(0, a), min(n, b)) for a, b in spans]
+    short = (max(0, strong[0]), min(n, strong[1])) if strong else None
+    cuts = sorted({0, n, *(x for span in marked for x in span), *(short or ())})
+    out = []
+    for a, b in pairwise(cuts):
+        if a >= b:
             continue
-        start = max(start, at)
-        out.append(inert(text[at:start]))
-        out.append(f'<mark class="qa-hl">{inert(text[start:end])}</mark>')
-        at = end
-    out.append(inert(text[at:]))
+        piece = inert(text[a:b])
+        if short and short[0] <= a and b <= short[1]:
+            out.append(f'<mark class="qa-hl qa-short">{piece}</mark>')
+        elif any(x <= a and b <= y for x, y in marked):
+            out.append(f'<mark class="qa-hl">{piece}</mark>')
+        else:
+            out.append(piece)
     return "".join(out)
 
 
@@ -102,11 +112,21 @@ def answer_html(result: Answer, *, link_target: str = "_blank") -> str:
         label = "Nearest passages (they do not answer the question)"
     else:
         parts.append('<div class="qa-reply qa-answered">')
+        if result.short_answer:  # the short answer first, then the sentences it stands in
+            first = result.short_answer
+            parts.append(
+                f'<p class="qa-short-answer">{inert(first.text)}'
+                f'<sup class="qa-cite">&#91;{first.passage_rank}&#93;</sup></p>'
+            )
         parts.append(f'<p class="qa-text">{with_citations(result.text)}</p>')
         label = "Evidence"
     parts.append(f'<p class="qa-meta">confidence {result.confidence:.2f}</p>')
     parts.extend(f'<p class="qa-notice">{inert(n)}</p>' for n in result.notices)
-    cards = [_passage_html(rank, p, link_target) for rank, p in enumerate(result.passages, start=1)]
+    short = None if result.abstained else result.short_answer
+    cards = [
+        _passage_html(rank, p, link_target, short if short and short.passage_rank == rank else None)
+        for rank, p in enumerate(result.passages, start=1)
+    ]
     # The passages an answer came from stay open; the rest fold away, so the reply fits.
     cited = [card for card, p in zip(cards, result.passages, strict=True) if p.highlights]
     rest = [card for card, p in zip(cards, result.passages, strict=True) if not p.highlights]
@@ -121,7 +141,9 @@ def answer_html(result: Answer, *, link_target: str = "_blank") -> str:
     return "".join(parts)
 
 
-def _passage_html(rank: int, passage: Passage, link_target: str = "_blank") -> str:
+def _passage_html(
+    rank: int, passage: Passage, link_target: str = "_blank", short: ShortAnswer | None = None
+) -> str:
     # A wiki page is named by its linked title; a file by its path as well.
     where = "" if safe_url(passage.url) else f' <span class="qa-doc">{inert(passage.source)}</span>'
     return (
@@ -129,18 +151,19 @@ def _passage_html(rank: int, passage: Passage, link_target: str = "_blank") -> s
         f'<div class="qa-source"><b>&#91;{rank}&#93; {citation_link(passage, link_target)}</b>'
         f"{where}"
         f' <span class="qa-score">score {passage.score:.3f}</span></div>'
-        f"{_passage_text(passage)}</div>"
+        f"{_passage_text(passage, short)}</div>"
     )
 
 
-def _passage_text(passage: Passage) -> str:
-    """The passage with its highlights; when the answer is the whole passage, a note instead
-    of the same text a second time."""
+def _passage_text(passage: Passage, short: ShortAnswer | None = None) -> str:
+    """The passage with its highlights (and the short answer inside them); when the answer is
+    the whole passage, a note instead of the same text a second time."""
     text = passage.chunk.text
     covered = sum(max(0, min(b, len(text)) - max(a, 0)) for a, b in passage.highlights)
-    if passage.highlights and covered >= len(text.strip()):
+    if passage.highlights and covered >= len(text.strip()) and short is None:
         return '<div class="qa-meta">The answer above is this whole passage.</div>'
-    return f'<div class="qa-passage-text">{highlighted(text, passage.highlights)}</div>'
+    strong = (short.start, short.end) if short else None
+    return f'<div class="qa-passage-text">{highlighted(text, passage.highlights, strong)}</div>'
 
 
 def documents_html(documents: Sequence[DocumentInfo], shown: int = 8) -> str:
@@ -176,6 +199,8 @@ CSS = """
 .qa-link { color: var(--qa-link); text-decoration: underline; }
 .qa-section { font-weight: 400; }
 .qa-hl { background: var(--qa-hl-bg); color: var(--qa-hl-fg); padding: 0 1px; border-radius: 2px; }
+.qa-short { font-weight: 700; text-decoration: underline; text-underline-offset: 2px; }
+.qa-short-answer { margin: 0 0 .2em 0 !important; font-size: 1.15em; font-weight: 700; }
 .qa-more summary { cursor: pointer; font-size: .85em; color: var(--qa-muted); margin: .2em 0; }
 .qa-docs { color: var(--qa-muted); margin: 0 !important; }
 .qa-title h1 { margin-bottom: 0 !important; }
