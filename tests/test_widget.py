@@ -207,3 +207,11 @@ def test_a_whole_passage_answer_is_not_shown_twice():
     passage = Passage(Chunk("s::0", "s", text, 0, len(text)), 1.0, "S", "s", ((0, len(text)),))
     html = answer_html(Answer("q", text + " [1]", False, (passage,), 0.9, {}))
     assert html.count("Salaries are paid") == 1
+
+
+def test_a_groups_header_needs_trusted_proxies():
+    from qa.serve.webconfig import WebSettings
+    from qa.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="trusted_proxies"):
+        WebSettings(groups_header="X-QA-Groups")

@@ -105,6 +105,11 @@ class WebSettings:
                 raise SettingsError(
                     f"allowed host ({name!r}) must be a lower-case host name, without a port"
                 )
+        if self.groups_header and not self.trusted_proxies:
+            raise SettingsError(
+                f"groups_header ({self.groups_header!r}) needs trusted_proxies: without them "
+                "anyone could claim any group (set QA_TRUSTED_PROXIES to your proxy's address)"
+            )
         for key in ("auth_header", "groups_header"):
             value = getattr(self, key)
             if value and not value.replace("-", "").isalnum():

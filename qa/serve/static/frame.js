@@ -125,6 +125,7 @@
     $("qa-log").appendChild(turn);
     $("qa-examples").textContent = "";
     $("qa-question").value = "";
+    $("qa-question").style.height = "";
     var item = { question: question, turn: turn, answer: a };
     if (!state.ready) return wait(item);
     send(item);
