@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import ARTICLE
+
 pytestmark = pytest.mark.slow
 
 S400 = "Why did Turkey choose the S-400?"
@@ -74,10 +76,28 @@ def test_json_shape_and_offsets(article_kb):
     data = article_kb.ask(S400).to_dict()
     assert set(data) >= {"question", "answer", "abstained", "passages", "timings_ms"}
     assert set(data["timings_ms"]) >= {"retrieve", "answer", "total"}
-    texts = {d.id: d.text for d in article_kb.documents}
+    # Stored documents carry no text: offsets are checked against the file that was indexed.
+    assert [d.id for d in article_kb.documents] == [ARTICLE.name]
+    texts = {ARTICLE.name: ARTICLE.read_text(encoding="utf-8")}
     for rank, passage in enumerate(data["passages"], start=1):
         assert passage["rank"] == rank
         assert texts[passage["doc_id"]][passage["start"] : passage["end"]] == passage["text"]
+        # The source is the path relative to what was indexed, never the server's path.
+        assert passage["source"] == passage["doc_id"] == ARTICLE.name
+        assert passage["chunk_id"].startswith(f"{ARTICLE.name}::")
+        assert passage["url"] is None
+    # A passage's chunk id names the stored chunk it shows.
+    vector = article_kb.embedder.encode([S400])[0]
+    fetched = article_kb.store.fetch([p["chunk_id"] for p in data["passages"]], vector)
+    assert len(fetched) == len(data["passages"])
+    for passage in data["passages"]:
+        chunk = fetched[passage["chunk_id"]].chunk
+        assert (chunk.doc_id, chunk.start, chunk.end, chunk.text) == (
+            passage["doc_id"],
+            passage["start"],
+            passage["end"],
+            passage["text"],
+        )
         for a, b in passage["highlights"]:
             assert 0 <= a < b <= len(passage["text"])
     scores = [p["score"] for p in data["passages"]]

@@ -1,9 +1,10 @@
 """Faults while an index is written or read: kill -9 mid-build, two writers, damaged files.
 
 The kills are real: `qa index` runs as a subprocess and dies by SIGKILL, either at an exact
-stage of store.save (the QA_TEST_CRASH_AT hook) or at a random moment. Most runs use
-tests/fake_qa.py (the real command with FakeEmbedder, a second a run instead of six); the
-real model runs where it matters: one crash, two builds racing for the lock, the CLI error.
+stage of the embedded store's save (the QA_TEST_CRASH_AT hook of qa/stores/embedded/files.py)
+or at a random moment. Most runs use tests/fake_qa.py (the real command with FakeEmbedder, a
+second a run instead of six); the real model runs where it matters: one crash, two builds
+racing for the lock, the CLI error.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import subprocess
@@ -20,8 +22,16 @@ from pathlib import Path
 
 import pytest
 
-from qa import store
-from qa.kb import KnowledgeBase
+import qa.embedding
+import qa.knowledge
+from qa.cli import main as qa_main
+from qa.knowledge import KnowledgeBase
+from qa.stores import StoreBusyError, StoreError
+from qa.stores.base import FORMAT_VERSION
+from qa.stores.embedded import files, snapshot, vectors
+from qa.stores.embedded.files import CRASH_ENV, DATA_PREFIXES
+from qa.stores.embedded.manifest import MANIFEST, read_manifest
+from qa.stores.embedded.manifest import ROLES as MANIFEST_ROLES
 from tests.conftest import ARTICLE, REPO, SQUAD
 
 QUESTION = "Who told Sputnik Turkey that the purchase would not be met with success?"
@@ -33,7 +43,7 @@ def _squad_paragraphs(n: int, article: int = 0) -> str:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != store.CRASH_ENV}
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
     env.update(
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
@@ -43,6 +53,13 @@ def _env(**extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def _fake_embedder_everywhere(monkeypatch, embedder) -> None:
+    """What tests/fake_qa.py does, in this process: `qa` commands run through qa_main get
+    `embedder` (whichever module they ask for it)."""
+    monkeypatch.setattr(qa.embedding, "get_embedder", lambda model="": embedder)
+    monkeypatch.setattr(qa.knowledge, "get_embedder", lambda model="": embedder)
 
 
 def _qa_index(
@@ -78,7 +95,8 @@ def _leftovers(out: Path) -> list[str]:
 
 
 def _sources(out: Path, embedder) -> set[str]:
-    return {Path(d.source).name for d in KnowledgeBase.load(out, embedder=embedder).documents}
+    """The sources of the documents in the index; relative paths, as readers are shown them."""
+    return {d.source for d in KnowledgeBase.load(out, embedder=embedder).documents}
 
 
 def _base_build(root: Path, real: bool) -> tuple[Path, Path]:
@@ -103,7 +121,7 @@ def built(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built_real(article_kb, real_embedder):
     """The same with the real model: the session's article knowledge base."""
-    docs = Path(article_kb.data.manifest["sources"][0])
+    docs = Path(read_manifest(article_kb.folder).sources[0])
     return docs, article_kb.folder, _answer(article_kb.folder, real_embedder)
 
 
@@ -117,22 +135,31 @@ def _copy_build(built, tmp_path: Path, paragraphs: int = 3) -> tuple[Path, Path]
     return docs_copy, out_copy
 
 
-ROLE_FILES = ["documents", "chunks", "sentences", "chunk-vectors", "sentence-vectors", "bm25"]
+# Every data file a save writes, by the name its crash stages use (at least these six).
+ROLE_FILES = [prefix.removesuffix("-") for prefix in DATA_PREFIXES]
+assert {"documents", "chunks", "sentences", "chunk-vectors", "sentence-vectors", "bm25"} <= set(
+    ROLE_FILES
+)
 STAGES = [
     *(f"writing-{role}" for role in ROLE_FILES),
-    "wrote-chunks",
-    "wrote-bm25",
+    *(f"wrote-{role}" for role in ROLE_FILES),
     "writing-manifest",
     "committed",
 ]
 
 
 def _check_crash_then_rebuild(
-    built, tmp_path: Path, stage: str, embedder, real: bool, rebuild: bool = True
+    built,
+    tmp_path: Path,
+    stage: str,
+    embedder,
+    real: bool,
+    rebuild: bool = True,
+    collected: bool = True,
 ) -> None:
     before = built[2]
     docs, out = _copy_build(built, tmp_path)
-    killed = _run(docs, out, tmp_path, real=real, **{store.CRASH_ENV: stage})
+    killed = _run(docs, out, tmp_path, real=real, **{CRASH_ENV: stage})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
 
     if stage == "committed":  # the manifest was renamed in: the new index is the index
@@ -147,11 +174,16 @@ def _check_crash_then_rebuild(
 
     again = _run(docs, out, tmp_path, real=real)
     assert again.returncode == 0, again.stderr
+    # After a kill past the commit point the new index is whole: nothing is embedded again.
+    embedded = "embedded 0, reused 2" if stage == "committed" else "embedded 1, reused 1"
+    assert embedded in again.stdout, again.stdout
     assert _leftovers(out) == []
     assert _sources(out, embedder) == {ARTICLE.name, "normans.txt"}
-    manifest = store.read_manifest(out)
-    named = {entry["name"] for entry in manifest["files"].values()}
-    data_files = {p.name for p in out.iterdir() if p.name.startswith(store.DATA_PREFIXES)}
+    if not collected:
+        return
+    manifest = read_manifest(out)
+    named = {entry["name"] for entry in manifest.files.values()}
+    data_files = {p.name for p in out.iterdir() if p.name.startswith(DATA_PREFIXES)}
     assert data_files == named, "files of the dead build were not collected"
 
 
@@ -159,7 +191,13 @@ def _check_crash_then_rebuild(
 def test_kill_at_a_stage_of_the_write_keeps_the_previous_index(
     built, tmp_path, fake_embedder, stage
 ):
+    # After a kill at "committed" the next run has nothing to change: it writes nothing, but
+    # still collects the dead build's leftovers.
     _check_crash_then_rebuild(built, tmp_path, stage, fake_embedder, real=False)
+
+
+def test_a_run_after_a_kill_at_the_commit_collects_the_dead_files(built, tmp_path, fake_embedder):
+    _check_crash_then_rebuild(built, tmp_path, "committed", fake_embedder, real=False)
 
 
 @pytest.mark.slow
@@ -232,7 +270,7 @@ def test_two_builds_at_once_one_fails_clearly_and_the_folder_stays_whole(
 def test_a_build_while_the_lock_is_held_exits_2_and_touches_nothing(built, tmp_path):
     docs, out = _copy_build(built, tmp_path)
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    with store.write_lock(out):
+    with files.write_lock(out):
         done = _run(docs, out, tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip() == (
@@ -255,12 +293,12 @@ def test_an_out_folder_that_cannot_be_a_folder_exits_2(built, tmp_path, out):
 
 def test_the_lock_is_refused_inside_one_process_too(tmp_path):
     with (
-        store.write_lock(tmp_path),
-        pytest.raises(store.StoreBusyError, match="another"),
-        store.write_lock(tmp_path),
+        files.write_lock(tmp_path),
+        pytest.raises(StoreBusyError, match="another"),
+        files.write_lock(tmp_path),
     ):
         pass
-    with store.write_lock(tmp_path):  # released
+    with files.write_lock(tmp_path):  # released
         pass
 
 
@@ -269,7 +307,6 @@ def test_loading_while_builds_keep_committing_never_fails(tmp_path):
     get one whole index, old or new, never a "damaged, rebuild it" error."""
     import threading
 
-    from qa.indexing import build_index
     from qa.settings import Settings
     from tests.fakes import FakeEmbedder
 
@@ -280,13 +317,17 @@ def test_loading_while_builds_keep_committing_never_fails(tmp_path):
         (docs / f"part{n}.txt").write_text(_squad_paragraphs(4, article=n))
         sets.append(docs)
     out = tmp_path / "kb"
-    build_index([sets[0]], out, FakeEmbedder(), Settings(), progress=False)
+
+    def build(docs: Path) -> None:
+        KnowledgeBase.build([docs], out, settings=Settings(), embedder=FakeEmbedder())
+
+    build(sets[0])
     stop = threading.Event()
     builds = [0]
 
     def keep_building() -> None:
         while not stop.is_set():
-            build_index([sets[builds[0] % 2]], out, FakeEmbedder(), Settings(), progress=False)
+            build(sets[builds[0] % 2])
             builds[0] += 1
 
     writer = threading.Thread(target=keep_building)
@@ -295,7 +336,7 @@ def test_loading_while_builds_keep_committing_never_fails(tmp_path):
         loads = 0
         deadline = time.monotonic() + 120
         while builds[0] < 20 and time.monotonic() < deadline:
-            data = store.load(out)
+            data = snapshot.load(out)
             loads += 1
             assert {d.id for d in data.documents} in ({"part0.txt"}, {"part1.txt"})
             assert data.chunk_index.ntotal == len(data.chunks)
@@ -320,12 +361,12 @@ def fake_kb(tmp_path, fake_embedder):
 
 
 def _files(out: Path) -> dict[str, Path]:
-    manifest = json.loads((out / store.MANIFEST).read_text())
+    manifest = json.loads((out / MANIFEST).read_text())
     return {role: out / entry["name"] for role, entry in manifest["files"].items()}
 
 
 def _load_error(out: Path, embedder) -> str:
-    with pytest.raises(store.StoreError) as caught:
+    with pytest.raises(StoreError) as caught:
         KnowledgeBase.load(out, embedder=embedder)
     message = str(caught.value)
     assert "\n" not in message
@@ -333,7 +374,18 @@ def _load_error(out: Path, embedder) -> str:
     return message
 
 
-ROLES = ["documents", "chunks", "sentences", "chunk_vectors", "sentence_vectors"]
+def _follow_the_hint(message: str, embedder, monkeypatch) -> None:
+    """Run, as `qa` (with `embedder`), the command an error message suggests: it must repair
+    the index. (It now ends in --rebuild: a damaged index is replaced, not updated.)"""
+    command = shlex.split(message.rsplit("rebuild it with: ", 1)[1])
+    assert command[:2] == ["qa", "index"] and command[-1] == "--rebuild", message
+    _fake_embedder_everywhere(monkeypatch, embedder)
+    assert qa_main([*command[1:], "--quiet"]) == 0
+
+
+# The manifest's roles of single files (bm25 is a folder of parts), at least these five.
+ROLES = [role for role in MANIFEST_ROLES if role != "bm25"]
+assert {"documents", "chunks", "sentences", "chunk_vectors", "sentence_vectors"} <= set(ROLES)
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -346,8 +398,10 @@ def test_a_truncated_file_is_named_with_the_rebuild_command(fake_kb, fake_embedd
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_a_corrupted_file_is_named_and_a_rebuild_repairs_it(fake_kb, fake_embedder, role):
-    docs, out = fake_kb
+def test_a_corrupted_file_is_named_and_a_rebuild_repairs_it(
+    fake_kb, fake_embedder, role, monkeypatch
+):
+    _docs, out = fake_kb
     path = _files(out)[role]
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, one byte flipped
@@ -355,25 +409,29 @@ def test_a_corrupted_file_is_named_and_a_rebuild_repairs_it(fake_kb, fake_embedd
     message = _load_error(out, fake_embedder)
     assert str(path) in message and "corrupted" in message
     # The suggested command must really repair it, though the file keeps its name and size.
-    KnowledgeBase.build([docs], out, embedder=fake_embedder)
+    _follow_the_hint(message, fake_embedder, monkeypatch)
     assert KnowledgeBase.load(out, embedder=fake_embedder).ask("Who are the Normans?").passages
 
 
-def test_a_corrupted_bm25_part_is_named_and_a_rebuild_repairs_it(fake_kb, fake_embedder):
-    docs, out = fake_kb
+def test_a_corrupted_bm25_part_is_named_and_a_rebuild_repairs_it(
+    fake_kb, fake_embedder, monkeypatch
+):
+    _docs, out = fake_kb
     part = sorted(_files(out)["bm25"].iterdir())[0]
     data = bytearray(part.read_bytes())
     data[-1] ^= 0xFF
     part.write_bytes(bytes(data))
     message = _load_error(out, fake_embedder)
     assert str(part) in message
-    KnowledgeBase.build([docs], out, embedder=fake_embedder)
+    _follow_the_hint(message, fake_embedder, monkeypatch)
     assert KnowledgeBase.load(out, embedder=fake_embedder).ask("Who are the Normans?").passages
 
 
 @pytest.mark.parametrize("role", [*ROLES, "bm25"])
-def test_a_missing_file_is_named_with_the_rebuild_command(fake_kb, fake_embedder, role):
-    docs, out = fake_kb
+def test_a_missing_file_is_named_with_the_rebuild_command(
+    fake_kb, fake_embedder, role, monkeypatch
+):
+    _docs, out = fake_kb
     path = _files(out)[role]
     if path.is_dir():
         shutil.rmtree(path)
@@ -381,35 +439,57 @@ def test_a_missing_file_is_named_with_the_rebuild_command(fake_kb, fake_embedder
         path.unlink()
     message = _load_error(out, fake_embedder)
     assert str(path) in message and "missing" in message
-    KnowledgeBase.build([docs], out, embedder=fake_embedder)
+    _follow_the_hint(message, fake_embedder, monkeypatch)
     assert KnowledgeBase.load(out, embedder=fake_embedder).ask("Who are the Normans?").passages
 
 
 def _edit_manifest(out: Path, edit) -> None:
-    path = out / store.MANIFEST
+    path = out / MANIFEST
     manifest = json.loads(path.read_text())
     edit(manifest)
     path.write_text(json.dumps(manifest))
 
 
-def test_another_format_version_is_refused_with_the_rebuild_command(fake_kb, fake_embedder):
+@pytest.mark.parametrize("version", [FORMAT_VERSION - 1, FORMAT_VERSION + 1])
+def test_another_format_version_is_refused_with_the_rebuild_command(
+    fake_kb, fake_embedder, version
+):
     _docs, out = fake_kb
-    _edit_manifest(out, lambda m: m.update(format_version=store.FORMAT_VERSION + 1))
+    assert FORMAT_VERSION == 3
+    _edit_manifest(out, lambda m: m.update(format_version=version))
     message = _load_error(out, fake_embedder)
-    assert str(out) in message and f"version {store.FORMAT_VERSION + 1}" in message
+    assert str(out) in message and f"version {version}" in message
+    assert message.endswith("--rebuild")
+
+
+def _mismatch_error(out: Path, embedder) -> str:
+    """The error of loading a store built with another model: the rebuild command, which
+    names at least the folder (and the indexed paths: the test below)."""
+    with pytest.raises(StoreError) as caught:
+        KnowledgeBase.load(out, embedder=embedder)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"--out {out} --rebuild" in message and "rebuild it with: qa index " in message
+    return message
 
 
 def test_another_model_is_refused_with_the_rebuild_command(fake_kb, fake_embedder):
     _docs, out = fake_kb
-    _edit_manifest(out, lambda m: m["model"].update(id="some-other-model"))
-    message = _load_error(out, fake_embedder)
+    _edit_manifest(out, lambda m: m["info"].update(model_id="some-other-model"))
+    message = _mismatch_error(out, fake_embedder)
     assert "some-other-model" in message and fake_embedder.model_id in message
 
 
 def test_other_weights_of_the_same_model_are_refused(fake_kb, fake_embedder):
     _docs, out = fake_kb
-    _edit_manifest(out, lambda m: m["model"].update(fingerprint="0123456789abcdef"))
-    assert "0123456789abcdef" in _load_error(out, fake_embedder)
+    _edit_manifest(out, lambda m: m["info"].update(fingerprint="0123456789abcdef"))
+    assert "0123456789abcdef" in _mismatch_error(out, fake_embedder)
+
+
+def test_a_model_mismatch_names_the_indexed_paths_in_its_rebuild_command(fake_kb, fake_embedder):
+    _docs, out = fake_kb
+    _edit_manifest(out, lambda m: m["info"].update(model_id="some-other-model"))
+    _load_error(out, fake_embedder)
 
 
 @pytest.mark.parametrize(
@@ -423,11 +503,11 @@ def test_other_weights_of_the_same_model_are_refused(fake_kb, fake_embedder):
 )
 def test_a_damaged_manifest_is_named_with_the_rebuild_command(fake_kb, fake_embedder, damage):
     _docs, out = fake_kb
-    damage(out / store.MANIFEST)
-    with pytest.raises(store.StoreError) as caught:
+    damage(out / MANIFEST)
+    with pytest.raises(StoreError) as caught:
         KnowledgeBase.load(out, embedder=fake_embedder)
     message = str(caught.value)
-    assert str(out / store.MANIFEST) in message and f"qa index PATH... --out {out}" in message
+    assert str(out / MANIFEST) in message and f"qa index PATH... --out {out}" in message
 
 
 @pytest.mark.parametrize(
@@ -452,7 +532,7 @@ def test_data_files_get_the_same_permissions_as_the_manifest(fake_kb):
     """Data files honour the umask like the manifest does: an index built by one user can be
     served by another (temporary files from mkstemp were 0600)."""
     _docs, out = fake_kb
-    mode = (out / store.MANIFEST).stat().st_mode & 0o777
+    mode = (out / MANIFEST).stat().st_mode & 0o777
     for path in _files(out).values():
         if path.is_dir():
             assert path.stat().st_mode & 0o777 == mode | (mode & 0o444) >> 2
@@ -463,7 +543,7 @@ def test_data_files_get_the_same_permissions_as_the_manifest(fake_kb):
 
 
 def test_a_missing_manifest_says_how_to_build_one(tmp_path, fake_embedder):
-    with pytest.raises(store.StoreError, match=rf"qa index PATH\.\.\. --out {tmp_path}"):
+    with pytest.raises(StoreError, match=rf"qa index PATH\.\.\. --out {tmp_path}"):
         KnowledgeBase.load(tmp_path, embedder=fake_embedder)
 
 
@@ -502,8 +582,8 @@ def test_unchanged_documents_are_not_re_embedded(fake_kb, fake_embedder):
 
 def test_a_changed_document_re_embeds_only_itself(fake_kb, fake_embedder):
     docs, out = fake_kb
-    before = KnowledgeBase.load(out, embedder=fake_embedder)
-    article_chunks = [c for c in before.data.chunks if c.doc_id == ARTICLE.name]
+    before = KnowledgeBase.load(out, embedder=fake_embedder).store.snapshot
+    article_chunks = [c for c in before.chunks if c.doc_id == ARTICLE.name]
     changed = docs / "normans.md"
     new_text = changed.read_text().replace("Normandy", "Normandie")
     changed.write_text(new_text)
@@ -514,13 +594,24 @@ def test_a_changed_document_re_embeds_only_itself(fake_kb, fake_embedder):
     assert all(text in new_text for text in fake_embedder.encoded)
     assert kb.last_build is not None
     assert (kb.last_build.embedded_documents, kb.last_build.reused_documents) == (1, 1)
-    # The reused vectors are the old ones, row for row.
-    old = store.all_vectors(before.data.chunk_index)
-    new = store.all_vectors(kb.data.chunk_index)
-    old_rows = [i for i, c in enumerate(before.data.chunks) if c.doc_id == ARTICLE.name]
-    new_rows = [i for i, c in enumerate(kb.data.chunks) if c.doc_id == ARTICLE.name]
-    assert len(old_rows) == len(new_rows) == len(article_chunks)
-    assert (old[old_rows] == new[new_rows]).all()
+    # The reused document keeps its chunk and sentence ids, and their vectors are the old
+    # ones, id for id.
+    after = kb.store.snapshot
+    for role, index in (("chunks", "chunk_index"), ("sentences", "sentence_index")):
+        old = _vectors_by_id(before, role, index)
+        new = _vectors_by_id(after, role, index)
+        reused = {i for i in old if i.startswith(f"{ARTICLE.name}::")}
+        assert reused == {i for i in new if i.startswith(f"{ARTICLE.name}::")}
+        assert all((old[i] == new[i]).all() for i in reused)
+    assert [c.id for c in after.chunks if c.doc_id == ARTICLE.name] == [
+        c.id for c in article_chunks
+    ]
+    assert [c for c in after.chunks if c.doc_id == ARTICLE.name] == article_chunks
+
+
+def _vectors_by_id(data, role: str, index: str) -> dict:
+    rows = vectors.all_vectors(getattr(data, index))
+    return {item.id: rows[n] for n, item in enumerate(getattr(data, role))}
 
 
 def test_an_added_document_embeds_only_itself(fake_kb, fake_embedder):

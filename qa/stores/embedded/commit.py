@@ -62,6 +62,8 @@ def writing(
         changed = writer.upserts or writer.deletes or writer.state
         if changed or base is None or base.manifest.sources != sources:
             save(folder, writer, info, tuple(sources), approximate_above, progress)
+        else:  # nothing to write, but a build killed after its commit may have left garbage
+            files.collect_garbage(folder, {e["name"] for e in base.manifest.files.values()})
 
 
 def save(

@@ -6,6 +6,7 @@ a new state beside it and commit it with one rename, so readers never see half a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
@@ -53,7 +54,12 @@ class EmbeddedStore:
         return str(self.folder)
 
     def rebuild_hint(self) -> str:
-        sources = self._snapshot.manifest.sources if self._snapshot else ()
+        sources: tuple[str, ...] = ()
+        if self._snapshot is not None:
+            sources = self._snapshot.manifest.sources
+        else:
+            with contextlib.suppress(StoreError):
+                sources = read_manifest(self.folder).sources
         return rebuild_hint(self.folder, sources)
 
     def info(self) -> StoreInfo | None:
