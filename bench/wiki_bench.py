@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -49,6 +50,49 @@ def page_wikitext(rng: random.Random, n: int) -> str:
         f"<ref>Survey {n}.</ref>\n\n== History ==\n{body} See [[Place {n + 1}|the next one]].\n\n"
         f"[[Category:Places]]\n"
     )
+
+
+def write_dump(path: Path, pages: Iterable[tuple[str, str]], dbname: str = "bench") -> None:
+    """A dump written page by page: the writer holds one page at a time, whatever the count."""
+    with open(path, "w", encoding="utf-8") as out:
+        head = dump_xml([("\0", "")], dbname).partition("<page>")[0]
+        out.write(head)
+        for n, (title, text) in enumerate(pages, start=1):
+            out.write(_page_xml(n, title, text))
+        out.write("\n</mediawiki>")
+
+
+def _page_xml(n: int, title: str, text: str) -> str:
+    return (
+        f"<page><title>{escape(title)}</title><ns>0</ns><id>{n}</id><revision><id>{n}</id>"
+        "<timestamp>2026-01-01T00:00:00Z</timestamp><contributor><username>Bench"
+        "</username><id>1</id></contributor><model>wikitext</model><format>text/x-wiki"
+        f'</format><text xml:space="preserve">{escape(text)}</text></revision></page>'
+    )
+
+
+PARSE = """
+import json, os, resource, sys, time
+from qa.indexing.sources.mediawiki_dump import dump_documents
+marks, began, cpu0 = {{}}, time.perf_counter(), sum(os.times()[:2])
+for n, doc in enumerate(dump_documents({dump!r}, progress=False), 1):
+    if n in (100, 1000, 10000, 100000):
+        marks[n] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(json.dumps({{"pages": n, "seconds": time.perf_counter() - began,
+                  "cpu": sum(os.times()[:2]) - cpu0, "peak_rss_mb_after_pages": marks}}))
+"""
+
+
+def bench_parse_stream(pages: int, tmp: Path) -> dict:
+    """Read and convert a dump of `pages` pages, no model: memory after 100, 1k, 10k pages."""
+    rng = random.Random(5)
+    dump = tmp / "parse.xml"
+    write_dump(dump, ((f"Village {n}", page_wikitext(rng, n)) for n in range(pages)))
+    result = child(PARSE.format(dump=str(dump)))
+    result["dump_mb"] = round(dump.stat().st_size / 2**20, 1)
+    result["pages_per_cpu_second"] = round(result["pages"] / result["cpu"])
+    dump.unlink()
+    return result
 
 
 def dump_xml(pages: list[tuple[str, str]], dbname: str = "bench") -> str:
@@ -81,15 +125,26 @@ def child(code: str) -> dict:
 
 
 RSS = "import resource; rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024"
+# CPU seconds of the process (all threads): other work on a shared machine stretches wall
+# time, much less CPU time, so the ratio to raw encode is taken from CPU seconds.
+CPU = "import os; _t = os.times(); cpu = _t.user + _t.system"
 
 INDEX = """
 import json, time, sys
+from qa.embedding import get_embedder
 from qa.cli import main
+get_embedder().load().encode(["warm up"])  # the model loads before the clock starts
+{rss}
+model_rss = rss
+{cpu}
+cpu0 = cpu
 t = time.perf_counter()
 code = main(["index", {dump!r}, "--out", {kb!r}, "--quiet"])
 seconds = time.perf_counter() - t
 {rss}
-print(json.dumps({{"code": code, "seconds": seconds, "rss_mb": rss}}))
+{cpu}
+print(json.dumps({{"code": code, "seconds": seconds, "cpu": cpu - cpu0, "rss_mb": rss,
+                  "model_rss_mb": model_rss}}))
 """
 
 RAW = """
@@ -110,10 +165,14 @@ for doc in dump_documents({dump!r}, progress=False):
                                    settings.chunk_overlap_sentences)
     texts.extend(doc.text[a:b] for s in spans for a, b in s)
 unique = list(dict.fromkeys(texts))
+{cpu}
+cpu0 = cpu
 t = time.perf_counter()
 embedder.model.encode(unique, batch_size=settings.batch_size)
 seconds = time.perf_counter() - t
-print(json.dumps({{"seconds": seconds, "sentences": len(unique), "model_rss_mb": model_rss}}))
+{cpu}
+print(json.dumps({{"seconds": seconds, "cpu": cpu - cpu0, "sentences": len(unique),
+                  "model_rss_mb": model_rss}}))
 """
 
 
@@ -139,18 +198,21 @@ def bench_dump_and_sync(pages: int, tmp: Path) -> dict:
         dump.write_text(wiki.maintenance("dumpBackup.php", "--current", "--quiet"))
         results["dump_mb"] = round(dump.stat().st_size / 2**20, 1)
         kb = tmp / "kb"
-        index = child(INDEX.format(dump=str(dump), kb=str(kb), rss=RSS))
-        raw = child(RAW.format(dump=str(dump), rss=RSS))
+        index = child(INDEX.format(dump=str(dump), kb=str(kb), rss=RSS, cpu=CPU))
+        raw = child(RAW.format(dump=str(dump), rss=RSS, cpu=CPU))
         documents = len(open_store(kb).documents())
         results.update(
             documents=documents,
             index_seconds=round(index["seconds"], 1),
             pages_per_second=round(documents / index["seconds"], 1),
             peak_rss_mb=round(index["rss_mb"]),
-            model_rss_mb=round(raw["model_rss_mb"]),
+            model_rss_mb=round(index["model_rss_mb"]),
+            index_cpu_seconds=round(index["cpu"], 1),
             raw_encode_seconds=round(raw["seconds"], 1),
+            raw_encode_cpu_seconds=round(raw["cpu"], 1),
             sentences=raw["sentences"],
-            ratio_to_raw_encode=round(raw["seconds"] / index["seconds"], 3),
+            ratio_to_raw_encode_wall=round(raw["seconds"] / index["seconds"], 3),
+            ratio_to_raw_encode_cpu=round(raw["cpu"] / index["cpu"], 3),
         )
         embedder = get_embedder().load()
 
@@ -190,12 +252,14 @@ def bench_stream_memory(pages: int, tmp: Path) -> dict:
     dump = tmp / "big.xml"
     dump.write_text(dump_xml([(f"Town {n}", page_wikitext(rng, n)) for n in range(pages)]))
     kb = tmp / "big-kb"
-    index = child(INDEX.format(dump=str(dump), kb=str(kb), rss=RSS))
+    index = child(INDEX.format(dump=str(dump), kb=str(kb), rss=RSS, cpu=CPU))
     return {
         "pages": pages,
         "dump_mb": round(dump.stat().st_size / 2**20, 1),
         "index_seconds": round(index["seconds"], 1),
+        "index_cpu_seconds": round(index["cpu"], 1),
         "pages_per_second": round(pages / index["seconds"], 1),
+        "model_rss_mb": round(index["model_rss_mb"]),
         "peak_rss_mb": round(index["rss_mb"]),
     }
 
@@ -257,10 +321,12 @@ def bench_squad(tmp: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pages", type=int, default=2_000, help="pages of the live wiki")
+    parser.add_argument("--pages", type=int, default=1_000, help="pages of the live wiki")
     parser.add_argument("--stream-pages", type=int, default=10_000, help="pages of the big dump")
     parser.add_argument("--out", default=str(REPO / "bench" / "RESULTS_WIKI.json"))
     parser.add_argument("--skip-squad", action="store_true")
+    parser.add_argument("--parse-pages", type=int, default=100_000, help="pages, no model")
+    parser.add_argument("--parse-only", action="store_true", help="only the no-model stage")
     args = parser.parse_args()
     results = {"cpu_cores": os.cpu_count()}
     results["load_average_at_start"] = os.getloadavg()[0]
@@ -270,6 +336,11 @@ def main() -> None:
         print(json.dumps(results, indent=2), flush=True)
 
     with tempfile.TemporaryDirectory(prefix="qa-wiki-bench-") as tmp:
+        if args.parse_pages:
+            results["parse_stream"] = bench_parse_stream(args.parse_pages, Path(tmp))
+            save()
+        if args.parse_only:
+            return
         results["dump_and_sync"] = bench_dump_and_sync(args.pages, Path(tmp) / "live")
         save()
         if not args.skip_squad:
