@@ -53,6 +53,21 @@ def article_kb(tmp_path_factory, real_embedder):
     return KnowledgeBase.build([docs], tmp_path_factory.mktemp("kb"), embedder=real_embedder)
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every browser test: Playwright's sync API cannot run twice at
+    once in a process, so modules share this one."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browsing import ARGS, CHROMIUM, require_chromium
+
+    require_chromium()  # fails, never skips: setup.sh --test installs it
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
 @pytest.fixture
 def fake_embedder():
     from tests.fakes import FakeEmbedder

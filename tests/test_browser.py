@@ -17,18 +17,6 @@ from tests.webserver import running_app, static_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP *.test 127.0.0.1, EXCLUDE localhost",
-]
 QUESTION = "Why did Turkey choose the S-400?"
 ANSWER_WORDS = "Russia proposed the S-400"
 HOSTILE_QUESTION = "How fast does the peregrine falcon dive?"
@@ -121,19 +109,6 @@ def servers(article_kb, real_embedder, wiki, tmp_path_factory):
         urls["wiki"] = f"http://wiki.test:{wiki_port}"
         urls["evil"] = f"http://evil.test:{wiki_port}"
         yield urls
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    from tests.browsing import require_chromium
-
-    require_chromium()  # fails, never skips: setup.sh --test installs it
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Watched:

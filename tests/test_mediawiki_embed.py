@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.browsing import ARGS, CHROMIUM, VISIBLE_SHARE_JS, contrasts, record, require_chromium
+from tests.browsing import VISIBLE_SHARE_JS, contrasts, record, require_chromium
 from tests.mediawiki_site import mediawiki, recipe
 from tests.webserver import free_port, running_app
 
@@ -48,16 +48,6 @@ def wiki_and_app(article_kb, tmp_path_factory):
             wiki.edit(PAGE + " (auto)", INTRO + placeholder.replace('"light"', '"auto"'))
             _warm_up(wiki_port)
             yield wiki_url, app_url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 DEVICES = {

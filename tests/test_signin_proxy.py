@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browsing import ARGS, CHROMIUM, record, require_chromium
+from tests.browsing import record, require_chromium
 from tests.mediawiki_site import PASSWORD, mediawiki, recipe
 from tests.webserver import free_port, running_app
 
@@ -118,16 +118,6 @@ def deployment(tmp_path_factory, real_embedder):
             prefix = tmp_path_factory.mktemp("nginx")
             with nginx(prefix, nginx_config(prefix, port, wiki_port, app_port), port):
                 yield {"wiki": wiki_url, "qa": qa_url, "kb": kb}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def reader(browser: Any, deployment: dict[str, Any], name: str | None, **kw: Any) -> Any:

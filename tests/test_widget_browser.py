@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.browsing import ARGS, CHROMIUM, VISIBLE_SHARE_JS, contrasts, record, require_chromium
+from tests.browsing import VISIBLE_SHARE_JS, contrasts, record, require_chromium
 from tests.browsing import worst as worst_of
 from tests.webserver import free_port, running_app, static_site
 
@@ -75,16 +75,6 @@ def make_app(live: Any, wiki_port: int, **overrides: Any) -> Any:
         **overrides,
     )
     return create_app(live, web, live.current().settings if live.status()["loaded"] else None)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def open_page(browser: Any, url: str, width: int = 1100, height: int = 800, **kw: Any) -> Any:
@@ -271,4 +261,21 @@ def test_an_outage_is_said_and_recovers_without_a_reload(site, browser):
         frame.locator(".qa-w-turn").nth(1).locator(".qa-reply").wait_for(timeout=20_000)
         assert frame.locator("#qa-status").is_hidden()
         assert "Conkar" in frame.locator(".qa-w-turn").nth(1).inner_text()
+    page.context.close()
+
+
+def test_the_chat_pages_thumbs_are_kept_too(site, browser):
+    kb = site["kb"]
+    before = len(kb.store.feedback())
+    page = open_page(browser, f"{site['app']}/")
+    box = page.locator("#qa-question textarea")
+    box.wait_for(timeout=20_000)
+    box.fill(QUESTION)
+    box.press("Enter")
+    page.locator(".qa-reply").first.wait_for(timeout=20_000)
+    page.locator("#qa-chat button[aria-label='Dislike']").first.click()
+    page.locator(".qa-status", has_text="Thanks").wait_for(timeout=10_000)
+    kept = kb.store.feedback()[before:]
+    assert [k.rating for k in kept] == [-1] and kept[0].question == QUESTION
+    assert kept[0].passage_ids and kept[0].at
     page.context.close()

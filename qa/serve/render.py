@@ -160,7 +160,9 @@ def _passage_text(passage: Passage, short: ShortAnswer | None = None) -> str:
     the whole passage, a note instead of the same text a second time."""
     text = passage.chunk.text
     covered = sum(max(0, min(b, len(text)) - max(a, 0)) for a, b in passage.highlights)
-    if passage.highlights and covered >= len(text.strip()) and short is None:
+    # (the short answer is shown first, above the sentence: marking it here again would repeat
+    # the whole sentence once more)
+    if passage.highlights and covered >= len(text.strip()):
         return '<div class="qa-meta">The answer above is this whole passage.</div>'
     strong = (short.start, short.end) if short else None
     return f'<div class="qa-passage-text">{highlighted(text, passage.highlights, strong)}</div>'
