@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -99,6 +100,7 @@ def mediawiki(folder: Path, url: str, port: int, settings: str = "") -> Iterator
     process = subprocess.Popen(
         ["php", "-S", f"127.0.0.1:{port}", "-t", str(MEDIAWIKI), str(folder / "router.php")],
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
+        start_new_session=True,  # its workers are killed with it (they outlive a lone SIGTERM)
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
@@ -112,6 +114,6 @@ def mediawiki(folder: Path, url: str, port: int, settings: str = "") -> Iterator
                 time.sleep(0.2)
         yield wiki
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=10)
         log.close()
