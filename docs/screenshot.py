@@ -1,6 +1,6 @@
 """Take docs/screenshot.png: the real app in headless Chromium, answering one question.
 
-    python docs/screenshot.py [--index DIR] [--question "..."] [--out docs/screenshot.png]
+    python docs/screenshot.py [--index DIR | --store URL] [--question "..."] [--out PNG]
 
 Needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium).
 """
@@ -8,7 +8,7 @@ Needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium).
 from __future__ import annotations
 
 import argparse
-import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,9 +25,11 @@ ARGS = [
 ]
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", help="knowledge base folder (default: the S-400 article)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--index", help="knowledge base folder (default: the S-400 article)")
+    where.add_argument("--store", metavar="URL", help="a postgresql:// knowledge base")
     parser.add_argument("--question", default="Why did Turkey choose the S-400?")
     parser.add_argument("--out", default=str(Path(__file__).parent / "screenshot.png"))
     args = parser.parse_args()
@@ -35,21 +37,27 @@ def main() -> None:
     import uvicorn
     from playwright.sync_api import sync_playwright
 
-    from qa.live import LiveKnowledgeBase
+    from qa.errors import USER_ERRORS
+    from qa.serve.live import LiveKnowledgeBase
+    from qa.serve.web import create_app, listen, loader_for
     from qa.settings import Settings, offline_defaults
-    from qa.web import create_app, loader_for
 
     offline_defaults()
-    live = LiveKnowledgeBase(loader_for(args.index or "", Settings.from_env()))
-    live.load()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(live), host="127.0.0.1", port=port, log_level="warning")
-    )
-    threading.Thread(target=server.run, daemon=True).start()
+    live = LiveKnowledgeBase(loader_for(args.store or args.index or "", Settings.from_env()))
+    try:
+        live.load()
+        sock = listen("127.0.0.1", 0)  # bound here, as `qa serve` does: no port race
+    except USER_ERRORS as error:
+        print(f"screenshot: error: {error}", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(live), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
     while not server.started:
+        if not thread.is_alive():
+            print("screenshot: error: the app server did not start", file=sys.stderr)
+            return 1
         time.sleep(0.05)
     try:
         with sync_playwright() as playwright:
@@ -65,8 +73,10 @@ def main() -> None:
             browser.close()
     finally:
         server.should_exit = True
+        thread.join(timeout=10)
     print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

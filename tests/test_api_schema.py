@@ -33,14 +33,20 @@ CASES = settings(
 
 
 @pytest.fixture(scope="module")
-def api_schema(article_kb, tmp_path_factory):
+def app(article_kb, tmp_path_factory):
     os.environ.setdefault("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
-    from qa.live import LiveKnowledgeBase
-    from qa.web import create_app
-    from qa.webconfig import WebSettings
+    from qa.serve.live import LiveKnowledgeBase
+    from qa.serve.web import create_app
+    from qa.serve.webconfig import WebSettings
 
     live = LiveKnowledgeBase.of(article_kb)
-    app = create_app(live, WebSettings(rate_limit=0), article_kb.settings)
+    # Schemathesis calls the app in-process, as Starlette's test client does: Host "testserver".
+    web = WebSettings(rate_limit=0, allowed_hosts=("testserver",))
+    return create_app(live, web, article_kb.settings)
+
+
+@pytest.fixture(scope="module")
+def api_schema(app):
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
@@ -64,3 +70,9 @@ def test_no_generated_request_gets_a_server_error(api_schema, mode):
     print(f"{mode.value}: {sum(statuses.values())} requests, statuses {dict(statuses)}")
     assert sum(statuses.values()) >= 50
     assert not [s for s in statuses if s >= 500]
+
+
+def test_the_schema_documents_every_field_of_a_passage(app, article_kb):
+    schemas = app.openapi()["components"]["schemas"]
+    sent = article_kb.ask("Who is Conkar?").to_dict()["passages"][0]
+    assert set(sent) <= set(schemas["PassageOut"]["properties"])

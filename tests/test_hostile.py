@@ -20,11 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.chunking import chunk_documents
-from qa.documents import MAX_FILE_BYTES, load_documents
-from qa.indexing import NoDocumentsError
-from qa.kb import KnowledgeBase
-from qa.question import QuestionError, clean_question, validate_history
+from qa.asking.question import QuestionError, clean_question, validate_history
+from qa.indexing.build import NoDocumentsError
+from qa.indexing.chunking import chunk_documents
+from qa.indexing.documents import MAX_FILE_BYTES, load_documents
+from qa.knowledge import KnowledgeBase
+from qa.stores import StoreError
 from qa.types import Answer, Document
 from tests.conftest import ARTICLE, REPO, SQUAD
 from tests.fakes import FakeEmbedder
@@ -101,9 +102,25 @@ HISTORIES = st.one_of(
 )
 
 
-def check_answer(kb: KnowledgeBase, question, history=None) -> Answer | None:
+def stored_texts(kb: KnowledgeBase) -> dict[str, str]:
+    """Each document's text as the (embedded) store keeps it: what the chunk offsets point into.
+
+    The store protocol hands out chunks and document metadata, not whole texts, so this reads
+    the embedded store's snapshot.
+    """
+    snapshot = kb.store.snapshot
+    texts = {d.id: snapshot.texts[n] for n, d in enumerate(snapshot.documents)}
+    assert set(texts) == {d.id for d in kb.documents}
+    return texts
+
+
+def check_answer(kb: KnowledgeBase, texts: dict[str, str], question, history=None) -> Answer | None:
     """Ask; the result must be a well-formed Answer, or a QuestionError with a one-line reason,
-    and the error only when the question itself or the history's shape is at fault."""
+    and the error only when the question itself or the history's shape is at fault.
+
+    `texts` are the documents' texts (see `stored_texts`): every passage must be an exact
+    slice of its document.
+    """
     try:
         clean_question(question, kb.settings.max_question_chars)
         validate_history(history)
@@ -118,15 +135,21 @@ def check_answer(kb: KnowledgeBase, question, history=None) -> Answer | None:
         return None
     assert isinstance(answer, Answer)
     # What the web API sends must encode: strict JSON (no NaN) and valid UTF-8.
-    json.dumps(answer.to_dict(), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    sent = answer.to_dict()
+    json.dumps(sent, ensure_ascii=False, allow_nan=False).encode("utf-8")
     assert 0.0 <= answer.confidence <= 1.0
     assert 0 < len(answer.question) <= kb.settings.max_question_chars
     assert answer.text
     assert all(math.isfinite(p.score) for p in answer.passages)
     documents = {d.id: d for d in kb.documents}
-    for passage in answer.passages:
+    for passage, shown in zip(answer.passages, sent["passages"], strict=True):
         chunk = passage.chunk
-        assert documents[chunk.doc_id].text[chunk.start : chunk.end] == chunk.text
+        assert texts[chunk.doc_id][chunk.start : chunk.end] == chunk.text
+        assert chunk.id.startswith(f"{chunk.doc_id}::") and shown["chunk_id"] == chunk.id
+        # A reader is shown where a passage comes from, never a path on the server.
+        assert passage.source == documents[chunk.doc_id].source == shown["source"]
+        assert not os.path.isabs(passage.source)
+        assert "url" in shown
         for start, end in passage.highlights:
             assert 0 <= start < end <= len(chunk.text)
     return answer
@@ -149,16 +172,26 @@ def fake_kb(tmp_path_factory) -> KnowledgeBase:
     )
 
 
+@pytest.fixture(scope="module")
+def fake_texts(fake_kb) -> dict[str, str]:
+    return stored_texts(fake_kb)
+
+
+@pytest.fixture(scope="module")
+def article_texts(article_kb) -> dict[str, str]:
+    return stored_texts(article_kb)
+
+
 @FUZZ
 @given(question=QUESTIONS)
-def test_any_question_gets_an_answer_or_a_question_error(fake_kb, question):
-    check_answer(fake_kb, question)
+def test_any_question_gets_an_answer_or_a_question_error(fake_kb, fake_texts, question):
+    check_answer(fake_kb, fake_texts, question)
 
 
 @FUZZ
 @given(question=QUESTIONS, history=HISTORIES)
-def test_any_history_gets_an_answer_or_a_question_error(fake_kb, question, history):
-    check_answer(fake_kb, question, history)
+def test_any_history_gets_an_answer_or_a_question_error(fake_kb, fake_texts, question, history):
+    check_answer(fake_kb, fake_texts, question, history)
 
 
 @given(question=NOT_TEXT)
@@ -175,20 +208,20 @@ def test_an_empty_question_is_a_question_error(fake_kb, question):
 
 
 @pytest.mark.parametrize("junk", ["\x00", "\u200b\ufeff", "\x1b\x7f", "\ud800"])
-def test_a_junk_earlier_turn_does_not_refuse_a_fine_follow_up(fake_kb, junk):
+def test_a_junk_earlier_turn_does_not_refuse_a_fine_follow_up(fake_kb, fake_texts, junk):
     history = [
         {"role": "user", "content": "Who is Conkar?"},
         {"role": "assistant", "content": "A Turkish lawmaker."},
         {"role": "user", "content": junk},
         {"role": "assistant", "content": "The documents do not say."},
     ]
-    answer = check_answer(fake_kb, "What did he say?", history)
+    answer = check_answer(fake_kb, fake_texts, "What did he say?", history)
     assert answer is not None
     assert answer.search_query == "Who is Conkar? What did he say?"
 
 
-def test_a_100_kb_question_is_cut_with_a_notice(fake_kb):
-    answer = check_answer(fake_kb, "Who bought the S-400? " * 5_000)
+def test_a_100_kb_question_is_cut_with_a_notice(fake_kb, fake_texts):
+    answer = check_answer(fake_kb, fake_texts, "Who bought the S-400? " * 5_000)
     assert answer is not None
     assert len(answer.question) <= fake_kb.settings.max_question_chars
     assert any("cut" in notice for notice in answer.notices)
@@ -197,14 +230,16 @@ def test_a_100_kb_question_is_cut_with_a_notice(fake_kb):
 @pytest.mark.slow
 @settings(FUZZ, max_examples=40)
 @given(question=QUESTIONS, history=st.one_of(st.none(), st.lists(TURN, max_size=3)))
-def test_the_real_model_answers_any_question_or_refuses_it(article_kb, question, history):
-    check_answer(article_kb, question, history)
+def test_the_real_model_answers_any_question_or_refuses_it(
+    article_kb, article_texts, question, history
+):
+    check_answer(article_kb, article_texts, question, history)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("question", NASTY)
-def test_the_real_model_survives_each_nasty_question(article_kb, question):
-    answer = check_answer(article_kb, question)
+def test_the_real_model_survives_each_nasty_question(article_kb, article_texts, question):
+    answer = check_answer(article_kb, article_texts, question)
     if answer is not None:
         # Text that looks like instructions is only a search query: the answer comes from the
         # documents, never from the question.
@@ -308,12 +343,17 @@ def _hostile_folder(root) -> tuple[dict[str, str], set[str]]:
     )
     (docs / "surrogates.pdf").write_bytes(pdf_with_text(["AB says hello."], to_unicode=LONE))
     (docs / "bom.md").write_bytes("\ufeff# Title with BOM\n\nText after a BOM.".encode())
+    # Symbolic links are never followed, wherever they point: a loop, nowhere, a device, a
+    # file outside the folder, a folder outside it, or even a file inside it.
     (docs / "sub" / "loop").symlink_to("..", target_is_directory=True)  # a folder loop
     (docs / "self.txt").symlink_to("self.txt")  # a file loop
     (docs / "dangling.txt").symlink_to("does-not-exist.txt")
     os.mkfifo(docs / "fifo.txt")  # reading it would block forever
     (docs / "new\nline.bin").write_bytes(b"x")
     os.symlink(b"/dev/zero", os.fsencode(docs / "zero.txt"))
+    (docs / "passwd.txt").symlink_to("/etc/passwd")
+    (docs / "etc").symlink_to("/etc", target_is_directory=True)  # not walked, not warned
+    (docs / "alias.txt").symlink_to("good.txt")
     with open(os.fsencode(docs) + b"/caf\xe9.txt", "w") as handle:
         handle.write("A file whose name is not UTF-8. It still holds words.")
     skipped = {
@@ -327,11 +367,13 @@ def _hostile_folder(root) -> tuple[dict[str, str], set[str]]:
         "blank.txt": "no text",
         "blank.pdf": "no extractable text",
         "only-scripts.html": "no text",
-        "self.txt": "unreadable",
-        "dangling.txt": "unreadable",
+        "self.txt": "symbolic link",
+        "dangling.txt": "symbolic link",
         "fifo.txt": "empty",
         "new\\nline.bin": "unsupported type",
-        "zero.txt": "empty",
+        "zero.txt": "symbolic link",
+        "passwd.txt": "symbolic link",
+        "alias.txt": "symbolic link",
     }
     usable = {
         "good.txt", "nested.html", "scripted.html", "text.pdf", "bom.md", "caf\ufffd.txt",
@@ -358,22 +400,52 @@ def test_a_folder_of_hostile_files_builds_with_the_rest(tmp_path, caplog):
     assert len(warnings) == len(kb.last_build.skipped) == len(expected_skips)
     huge = next(w for w in warnings if "huge.txt" in w)
     assert f"the limit is {MAX_FILE_BYTES // 2**20} MB" in huge
+    assert f"skipped {docs}/passwd.txt: a symbolic link (not followed)" in warnings
 
     by_id = {d.id: d for d in kb.documents}
-    scripted = by_id["scripted.html"]
-    assert scripted.title == "Scripted page"
-    assert "The S-400 is a Russian air defence system." in scripted.text
-    assert "Turkey bought it in 2017." in scripted.text
-    assert "secret" not in scripted.text.lower() and "{" not in scripted.text
-    assert by_id["nested.html"].text == "Deeply nested text."
+    texts = stored_texts(kb)
+    for doc_id, document in by_id.items():
+        assert document.source == doc_id  # relative to the folder indexed, never absolute
+    assert by_id["scripted.html"].title == "Scripted page"
+    scripted = texts["scripted.html"]
+    assert "The S-400 is a Russian air defence system." in scripted
+    assert "Turkey bought it in 2017." in scripted
+    assert "secret" not in scripted.lower() and "{" not in scripted
+    assert texts["nested.html"] == "Deeply nested text."
     assert by_id["text.pdf"].title == "A PDF"
-    assert "Ankara will not buy Patriots." in by_id["text.pdf"].text
-    assert by_id["bom.md"].title == "Title with BOM" and not by_id["bom.md"].text.startswith(
-        "\ufeff"
-    )
-    assert by_id["surrogates.pdf"].text == "\ufffd\ufffd says hello."
-    answer = check_answer(kb, "Will Ankara buy Patriots?")
+    assert "Ankara will not buy Patriots." in texts["text.pdf"]
+    assert by_id["bom.md"].title == "Title with BOM" and not texts["bom.md"].startswith("\ufeff")
+    assert texts["surrogates.pdf"] == "\ufffd\ufffd says hello."
+    assert not [t for t in texts.values() if "root:" in t]
+    answer = check_answer(kb, texts, "Will Ankara buy Patriots?")
     assert answer is not None and answer.passages
+
+
+def test_a_link_to_a_file_outside_the_folder_is_not_indexed(tmp_path, caplog):
+    """`passwd.txt -> /etc/passwd` in a folder being indexed: skipped with a warning, never read.
+
+    Whoever can write into an indexed folder (a wiki export, a shared drive) must not be able
+    to publish what the indexing account can read elsewhere.
+    """
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(ARTICLE, docs / "article.txt")
+    (docs / "passwd.txt").symlink_to("/etc/passwd")
+    (docs / "system").symlink_to("/etc", target_is_directory=True)
+    with caplog.at_level(logging.WARNING, logger="qa"):
+        kb = KnowledgeBase.build([docs], tmp_path / "kb", embedder=FakeEmbedder())
+    assert [d.id for d in kb.documents] == ["article.txt"]
+    assert [str(s) for s in kb.last_build.skipped] == [
+        f"skipped {docs}/passwd.txt: a symbolic link (not followed)"
+    ]
+    assert [r.getMessage() for r in caplog.records if r.name == "qa"] == [
+        f"skipped {docs}/passwd.txt: a symbolic link (not followed)"
+    ]
+    for question in ("root:x:0:0:root:/root:/bin/bash", "What is in /etc/passwd?"):
+        answer = kb.ask(question)
+        assert not [p for p in answer.passages if "root:" in p.chunk.text or "passwd" in p.source]
+    stored = (tmp_path / "kb").rglob("*")
+    assert not [f for f in stored if f.is_file() and b"root:x:0:0" in f.read_bytes()]
 
 
 HTML_PIECES = st.one_of(
@@ -463,10 +535,20 @@ def test_no_usable_document_is_a_clear_error(tmp_path):
     (tmp_path / "image.png").write_bytes(b"\x89PNG")
     with pytest.raises(NoDocumentsError, match=f"no usable document in {tmp_path}"):
         KnowledgeBase.build([tmp_path], tmp_path / "kb", embedder=FakeEmbedder())
+    # Nothing was written: there is no knowledge base to open.
+    assert not (tmp_path / "kb" / "manifest.json").exists()
+    with pytest.raises(StoreError, match="no knowledge base in"):
+        KnowledgeBase.load(tmp_path / "kb", embedder=FakeEmbedder())
+
+
+def test_no_usable_document_leaves_no_output_folder(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(NoDocumentsError):
+        KnowledgeBase.build([tmp_path], tmp_path / "kb", embedder=FakeEmbedder())
     assert not (tmp_path / "kb").exists()
 
 
-def test_qa_index_on_a_folder_of_nothing_usable_exits_2(tmp_path):
+def _index_nothing_usable(tmp_path) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "empty.txt").write_text("")
@@ -479,12 +561,27 @@ def test_qa_index_on_a_folder_of_nothing_usable_exits_2(tmp_path):
         text=True,
         timeout=120,
     )
-    assert done.returncode == 2
-    assert done.stderr.splitlines() == [
+    return done, [
         f"qa: warning: skipped {docs}/binary.md: binary content (NUL bytes), not text",
         f"qa: warning: skipped {docs}/empty.txt: empty file",
         f"qa: error: no usable document in {docs}",
     ]
+
+
+def test_qa_index_on_a_folder_of_nothing_usable_exits_2(tmp_path):
+    done, expected = _index_nothing_usable(tmp_path)
+    assert done.returncode == 2
+    # The progress bar's lines aside (see the next test), the warnings and the one error.
+    lines = [
+        line for line in done.stderr.splitlines() if line and not line.startswith("embedding:")
+    ]
+    assert lines == expected
+    assert "Traceback" not in done.stderr
+
+
+def test_qa_index_on_a_folder_of_nothing_usable_prints_only_the_reasons(tmp_path):
+    done, expected = _index_nothing_usable(tmp_path)
+    assert done.stderr.splitlines() == expected
 
 
 # ----- offsets --------------------------------------------------------------------------------
@@ -536,18 +633,27 @@ DOCUMENT_TEXT = st.lists(PIECES, min_size=1, max_size=40).map("".join)
 def check_offsets(documents: list[Document], count_tokens, budget: int) -> None:
     chunks, sentences = chunk_documents(documents, count_tokens, budget)
     texts = {d.id: d.text for d in documents}
+    ordinal: dict[str, int] = {}
     for chunk in chunks:
         assert chunk.text and texts[chunk.doc_id][chunk.start : chunk.end] == chunk.text
         assert chunk.text == chunk.text.strip()
+        # Ids are "<doc_id>::<n>", numbered from 0 in each document.
+        assert chunk.id == f"{chunk.doc_id}::{ordinal.setdefault(chunk.doc_id, 0)}"
+        ordinal[chunk.doc_id] += 1
     for chunk, n in zip(chunks, count_tokens([c.text for c in chunks]), strict=True):
         assert n <= budget, (n, chunk.text)
+    row = {c.id: n for n, c in enumerate(chunks)}
+    assert len(row) == len(chunks)
     previous = (-1, 0)
+    in_chunk: dict[str, int] = {}
     for sentence in sentences:
-        chunk = chunks[sentence.chunk]
+        chunk = chunks[row[sentence.chunk_id]]
         assert chunk.start <= sentence.start < sentence.end <= chunk.end
         assert texts[chunk.doc_id][sentence.start : sentence.end].strip()
-        assert (sentence.chunk, sentence.start) >= previous
-        previous = (sentence.chunk, sentence.start)
+        assert (row[chunk.id], sentence.start) >= previous
+        previous = (row[chunk.id], sentence.start)
+        assert sentence.id == f"{chunk.id}.{in_chunk.setdefault(chunk.id, 0)}"
+        in_chunk[chunk.id] += 1
     # Nothing is lost: every visible character of every document is inside some chunk.
     for document in documents:
         covered = bytearray(len(document.text))
@@ -573,6 +679,14 @@ def test_chunks_fit_the_real_tokenizer(real_embedder, text, budget):
 
 
 @pytest.mark.slow
+def test_a_word_cut_by_characters_still_fits_the_token_budget(real_embedder):
+    # 300 x's are one [UNK] token; cut at 8 characters per token of a 16-token budget, the
+    # pieces are 128, 128 and 44 characters, and the last is 22 tokens.
+    assert real_embedder.count_tokens(["x" * 300, "x" * 44]) == [1, 22]
+    check_offsets([Document("d", "t", "s", "x" * 300)], real_embedder.count_tokens, 16)
+
+
+@pytest.mark.slow
 def test_pathological_texts_cost_linear_work(real_embedder, monkeypatch):
     """A long paragraph and a long run without spaces: the work done must grow linearly.
 
@@ -582,7 +696,7 @@ def test_pathological_texts_cost_linear_work(real_embedder, monkeypatch):
     import base64
     from types import SimpleNamespace
 
-    from qa import chunking
+    from qa.indexing import chunking
 
     segmenter = chunking._segmenter()
     fed: list[int] = []

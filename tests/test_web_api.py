@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -62,12 +63,15 @@ def gradio_tmp(tmp_path_factory):
 @pytest.fixture(scope="module")
 def api(article_kb, gradio_tmp):
     """The app with one allowed wiki origin and generous limits."""
-    from qa.live import LiveKnowledgeBase
-    from qa.web import create_app
-    from qa.webconfig import WebSettings
+    from qa.serve.live import LiveKnowledgeBase
+    from qa.serve.web import create_app
+    from qa.serve.webconfig import WebSettings
 
     live = LiveKnowledgeBase.of(article_kb)
-    web = WebSettings(allowed_origins=(WIKI,), rate_limit=10_000)
+    # Tests call it as 127.0.0.1 and, for CORS, as app.test (see APP_HOST).
+    web = WebSettings(
+        allowed_origins=(WIKI,), rate_limit=10_000, allowed_hosts=("127.0.0.1", "app.test")
+    )
     with running_app(create_app(live, web, article_kb.settings)) as port:
         yield f"http://127.0.0.1:{port}", live
 
@@ -75,9 +79,9 @@ def api(article_kb, gradio_tmp):
 @pytest.fixture(scope="module")
 def strict(article_kb, gradio_tmp):
     """The app with tight limits, an admin token, an identity header and no allowed origins."""
-    from qa.live import LiveKnowledgeBase
-    from qa.web import create_app
-    from qa.webconfig import WebSettings
+    from qa.serve.live import LiveKnowledgeBase
+    from qa.serve.web import create_app
+    from qa.serve.webconfig import WebSettings
 
     live = LiveKnowledgeBase.of(article_kb)
     web = WebSettings(
@@ -95,9 +99,9 @@ def strict(article_kb, gradio_tmp):
 @pytest.fixture(scope="module")
 def busy(article_kb, gradio_tmp):
     """The app with room for one question at a time, whose answers wait at a gate."""
-    from qa.live import LiveKnowledgeBase
-    from qa.web import create_app
-    from qa.webconfig import WebSettings
+    from qa.serve.live import LiveKnowledgeBase
+    from qa.serve.web import create_app
+    from qa.serve.webconfig import WebSettings
 
     gated = GatedKB(article_kb)
     live = LiveKnowledgeBase.of(gated)  # type: ignore[arg-type]
@@ -122,6 +126,12 @@ def test_rest_answer_is_the_engines_answer(api, article_kb):
         assert response.headers["content-type"] == "application/json"
         expected = article_kb.ask(question).to_dict()
         assert _without_timings(response.json()) == _without_timings(expected)
+        for passage in response.json()["passages"]:
+            # A stable chunk id, and a source relative to what was indexed: no server path.
+            assert passage["chunk_id"].startswith(f"{passage['doc_id']}::")
+            assert passage["source"] == passage["doc_id"] == ARTICLE.name
+            assert passage["url"] is None  # a local file has no page to link to
+        assert str(article_kb.folder) not in response.text
     assert response.json()["abstained"] is True  # the France question is declined
 
 
@@ -225,10 +235,17 @@ def test_unreadable_bodies_get_4xx_json(api, content, content_type):
     assert "Traceback" not in response.text
 
 
-def test_wrong_method_and_unknown_route_are_4xx(api):
+def test_get_on_the_ask_route_is_405_with_allow_post(api):
     url, _ = api
-    assert httpx.get(f"{url}/api/ask").status_code in (404, 405)  # Gradio holds the rest of /
-    assert httpx.post(f"{url}/nowhere", json={}).status_code in (404, 405)
+    response = httpx.get(f"{url}/api/ask", params={"question": "Who is Conkar?"})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert "POST" in response.json()["error"]
+
+
+def test_unknown_route_is_4xx(api):
+    url, _ = api
+    assert httpx.post(f"{url}/nowhere", json={}).status_code in (404, 405)  # Gradio holds /
 
 
 def test_oversized_body_gets_413(strict):
@@ -330,33 +347,49 @@ def test_healthz_reports_the_loaded_knowledge_base(api, article_kb):
     health = httpx.get(f"{url}/healthz").json()
     assert health["status"] == "ok"
     assert health["loaded"] is True
+    assert health["failed"] is False
     assert health["documents"] == len(article_kb.documents) == 1
-    assert health["chunks"] == len(article_kb.data.chunks)
+    assert health["chunks"] == article_kb.store.counts()["chunks"] > 1
+    assert health["model"] == article_kb.embedder.model_id
+    assert "error" not in health and str(article_kb.folder) not in json.dumps(health)
 
 
-def test_healthz_says_loading_before_the_knowledge_base_is_ready(gradio_tmp):
-    from qa.live import LiveKnowledgeBase
-    from qa.web import create_app
+def test_healthz_says_loading_then_failed_and_never_names_a_path(gradio_tmp, tmp_path):
+    """Loading, then failed: /healthz says which, but never the error's text, which names
+    server paths (that goes to the server log)."""
+    from qa.serve.live import LiveKnowledgeBase
+    from qa.serve.web import create_app, loader_for
+    from qa.settings import Settings
 
+    missing = tmp_path / "secret-place" / "kb"
     release = threading.Event()
+    load_missing = loader_for(str(missing), Settings())
 
     def slow_loader(embedder):
         release.wait(30)
-        raise RuntimeError("no index here")
+        return load_missing(embedder)  # StoreError: "no knowledge base in <missing>; ..."
 
     live = LiveKnowledgeBase(slow_loader)
-    live.load_in_background()
+    loading = live.load_in_background()
     with running_app(create_app(live)) as port:
         url = f"http://127.0.0.1:{port}"
         health = httpx.get(f"{url}/healthz")
         assert health.status_code == 503
-        assert health.json()["loaded"] is False
+        assert health.json() == {"status": "loading", "loaded": False, "failed": False}
         response = _ask(url, {"question": "Who is Conkar?"})
         assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
         assert "loading" in response.json()["error"]
         release.set()
-        time.sleep(0.2)
-        assert "no index here" in httpx.get(f"{url}/healthz").json()["error"]
+        loading.join(30)
+        health = httpx.get(f"{url}/healthz")
+        assert health.status_code == 503
+        assert health.json() == {"status": "failed", "loaded": False, "failed": True}
+        response = _ask(url, {"question": "Who is Conkar?"})
+        assert response.status_code == 503
+        assert "could not be opened" in response.json()["error"]
+        for text in (health.text, response.text):
+            assert "secret-place" not in text and str(tmp_path) not in text
 
 
 def test_admin_reload_swaps_while_questions_are_answered(api):
@@ -376,6 +409,34 @@ def test_admin_reload_swaps_while_questions_are_answered(api):
     assert live.reloads == before + 2
 
 
+def test_a_failed_reload_is_500_without_a_path_and_keeps_answering(
+    article_kb, gradio_tmp, tmp_path
+):
+    from qa.serve.live import LiveKnowledgeBase
+    from qa.serve.web import create_app, loader_for
+    from qa.serve.webconfig import WebSettings
+
+    # The index that was loaded has gone (or is broken) by the time of the reload.
+    missing = tmp_path / "secret-place" / "kb"
+    live = LiveKnowledgeBase.of(article_kb, loader=loader_for(str(missing), article_kb.settings))
+    app = create_app(live, WebSettings(rate_limit=10_000), article_kb.settings)
+    with running_app(app) as port:
+        url = f"http://127.0.0.1:{port}"
+        reload = httpx.post(f"{url}/admin/reload", timeout=60)
+        assert reload.status_code == 500
+        error = reload.json()["error"]
+        assert "reload failed (StoreError)" in error and "previous index" in error
+        assert "secret-place" not in reload.text and str(tmp_path) not in reload.text
+        # Still answering from the index it had.
+        assert _ask(url, {"question": "Who is Conkar?"}).status_code == 200
+        health = httpx.get(f"{url}/healthz")
+        assert health.status_code == 200
+        assert health.json()["status"] == "ok"
+        assert health.json()["last_reload_failed"] is True
+        assert "secret-place" not in health.text
+    assert live.reloads == 0
+
+
 def test_admin_reload_is_refused_to_others(api, strict):
     url, _ = api
     # uvicorn trusts X-Forwarded-For from 127.0.0.1: this looks like a remote client.
@@ -391,7 +452,7 @@ def test_admin_reload_is_refused_to_others(api, strict):
 
 def test_sighup_reloads_a_running_app_py(tmp_path, real_embedder):
     """`python app.py` in its own process picks up a rebuilt index on SIGHUP, no restart."""
-    from qa.kb import KnowledgeBase
+    from qa.knowledge import KnowledgeBase
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -422,11 +483,93 @@ def test_sighup_reloads_a_running_app_py(tmp_path, real_embedder):
         assert _wait_for(lambda: httpx.get(f"{url}/healthz").json()["documents"] == 2)
         answer = _ask(url, {"question": "How fast does the peregrine falcon dive?"}).json()
         assert answer["passages"][0]["doc_id"] == "falcons.txt"
+        assert answer["passages"][0]["source"] == "falcons.txt"
+        assert answer["passages"][0]["chunk_id"] == "falcons.txt::0"
         assert server.poll() is None  # still the same process
     finally:
         server.terminate()
         _, err = server.communicate(timeout=20)
     assert b"Traceback" not in err, err.decode(errors="replace")
+
+
+# ----- start-up failures: one line, exit code 2, before anything claims to be serving ------------
+ENTRY_POINTS = {"qa serve": ["-m", "qa.cli", "serve"], "app.py": [str(REPO / "app.py")]}
+
+
+def _serve(
+    entry: list[str], *args: str, cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the server as a user would; it must exit on its own (the tests expect a failure)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        GRADIO_TEMP_DIR=str(cwd / "gradio"),
+        PYTHONPATH=str(REPO),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return subprocess.run(
+        [sys.executable, *entry, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def _one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "serving on" not in done.stderr, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("qa: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS.values(), ids=ENTRY_POINTS.keys())
+@pytest.mark.parametrize("kind", ["missing folder", "empty folder", "not a manifest"])
+def test_serving_a_knowledge_base_that_cannot_be_opened_exits_2(tmp_path, entry, kind):
+    folder = Path("/nonexistent") if kind == "missing folder" else tmp_path / "kb"
+    if kind != "missing folder":
+        folder.mkdir()
+    if kind == "not a manifest":
+        (folder / "manifest.json").write_text("{not json")
+    done = _serve(entry, "--index", str(folder), "--port", str(free_port()), cwd=tmp_path)
+    line = _one_error_line(done)
+    assert str(folder) in line and "qa index" in line
+
+
+def test_serving_on_a_taken_port_exits_2(tmp_path, article_kb):
+    """A good knowledge base, but another program holds the port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _serve(
+            ENTRY_POINTS["qa serve"], "--index", str(article_kb.folder), "--port", str(port),
+            cwd=tmp_path,
+        )  # fmt: skip
+    line = _one_error_line(done)
+    assert f"127.0.0.1:{port}" in line and "--port" in line
+
+
+def test_serving_a_damaged_knowledge_base_exits_2_before_serving(tmp_path):
+    from qa.knowledge import KnowledgeBase
+    from tests.fakes import FakeEmbedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(ARTICLE, docs / ARTICLE.name)
+    index = tmp_path / "kb"
+    KnowledgeBase.build([docs], index, embedder=FakeEmbedder())
+    [chunks] = index.glob("chunks-*.npy")
+    chunks.write_bytes(chunks.read_bytes()[:10])
+    fake_qa = ["-m", "tests.fake_qa", "serve"]  # the real command with FakeEmbedder
+    done = _serve(fake_qa, "--index", str(index), "--port", str(free_port()), cwd=tmp_path)
+    line = _one_error_line(done)
+    assert "truncated" in line and "qa index" in line
 
 
 def _wait_for(check, timeout: float = 60) -> bool:

@@ -9,6 +9,7 @@ size of the source.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -117,6 +118,13 @@ def index_documents(
         if problem:
             raise StoreError(f"{store.location}: {problem}; {store.rebuild_hint()}")
     stored = {d.id: d.sha256 for d in store.documents()} if existing else {}
+    # Nothing is opened or written (no folder, no lock, no progress bar) for a source that
+    # holds no document at all.
+    stream = iter(documents)
+    first = next(stream, None)
+    if first is None:
+        raise NoDocumentsError("no usable document in " + (", ".join(sources) or "(nothing)"))
+    documents = itertools.chain([first], stream)
     seen: set[str] = set()
     embedded = reused = removed = 0
     batch: list[tuple[Document, str]] = []

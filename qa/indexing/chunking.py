@@ -119,8 +119,19 @@ def chunk_document(
                 continue
             for sub in _split_long(text, span, count_tokens, max_tokens):
                 for part in _split_chars(text, sub, max_chars):
-                    pieces.append(part)
-                    piece_counts.append(count_tokens([text[part[0] : part[1]]])[0])
+                    n_part = count_tokens([text[part[0] : part[1]]])[0]
+                    # A cut "word" the tokenizer read as one [UNK] may now be many word pieces.
+                    for piece in (
+                        [part]
+                        if n_part <= max_tokens
+                        else _split_long(text, part, count_tokens, max_tokens)
+                    ):
+                        pieces.append(piece)
+                        piece_counts.append(
+                            n_part
+                            if piece == part
+                            else count_tokens([text[piece[0] : piece[1]]])[0]
+                        )
         packed = _pack(text, pieces, piece_counts, count_tokens, max_tokens, overlap, max_chars)
         for group in packed:
             start, end = group[0][0], group[-1][1]

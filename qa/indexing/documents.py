@@ -88,7 +88,13 @@ def _walk(
         if root.is_dir():
             # followlinks=False: a symlink loop cannot send the walk round in circles.
             for folder, dirs, files in os.walk(root, followlinks=False):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(d for d in dirs if (Path(folder) / d).is_symlink()):
+                    linked = path_text(Path(folder) / name)
+                    skipped.append(Skipped(linked, "a symbolic link to a folder (not followed)"))
+                    log.warning("%s", skipped[-1])
+                dirs[:] = sorted(
+                    d for d in dirs if not d.startswith(".") and not (Path(folder) / d).is_symlink()
+                )
                 for name in sorted(files):
                     if name.startswith("."):
                         continue

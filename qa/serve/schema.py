@@ -24,10 +24,14 @@ class AskRequest(BaseModel):
 
 
 class PassageOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
     rank: int
     doc_id: str
+    chunk_id: str = Field(description="Stable id: '<doc_id>::<n>'.")
     title: str
-    source: str
+    source: str = Field(description="The path relative to what was indexed, or the page.")
+    url: str | None = Field(description="The page (and #section) a reader can open, if any.")
+    section: str | None = Field(default=None, description="The heading the passage sits under.")
     start: int = Field(description="Offset of the passage in its document.")
     end: int
     text: str

@@ -370,6 +370,9 @@ def precheck(index: str, settings: Settings) -> None:
             raise StoreError(
                 f"no knowledge base in {store.location}; build one with: qa index PATH... {flag}"
             )
+        verify = getattr(store, "verify", None)
+        if verify is not None:  # the embedded store: every file there and intact
+            verify()
     finally:
         store.close()
 

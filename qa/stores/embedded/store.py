@@ -74,6 +74,14 @@ class EmbeddedStore:
         self.refresh()
         return self
 
+    def verify(self) -> None:
+        """Check every data file against the manifest's hashes, without loading the indexes."""
+        from qa.stores.embedded import files
+
+        manifest = read_manifest(self.folder)
+        for entry in manifest.files.values():
+            files.verify(self.folder, entry, rebuild_hint(self.folder, manifest.sources))
+
     def refresh(self) -> None:
         snapshot = load(self.folder)
         with self._lock:
