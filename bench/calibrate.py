@@ -1,12 +1,18 @@
-"""Fit the abstention model on more than one kind of text and print what each threshold declines.
+"""Fit the answer step's two models on more than one kind of text, and print what they do.
 
-Three sources, weighted equally so SQuAD's 950 questions do not drown the rest:
-  - the shared SQuAD v2 articles (answerable vs unanswerable, written to look answerable);
-  - questions written about the S-400 article (bench/questions/s400.json): answerable ones
-    (many paraphrased) and on-topic ones the article does not answer;
-  - off-topic questions asked of the S-400 article.
+  --spans  the short-answer span scorer (qa/asking/spans.py SPAN_WEIGHTS): a softmax over every
+           candidate span of a question, its target each span's F1 with the gold answer; fitted
+           on the shared SQuAD articles and the S-400 questions that name a short answer.
+  --fit    the decline model (qa/asking/decline.py CONFIDENCE_WEIGHTS): logistic regression on
+           three sources weighted equally, so SQuAD's 950 questions do not drown the rest:
+             - the shared SQuAD v2 articles (answerable vs unanswerable, written to look
+               answerable);
+             - questions written about the S-400 article (bench/questions/s400.json): answerable
+               ones (many paraphrased) and on-topic ones the article does not answer;
+             - off-topic questions asked of the S-400 article.
+           The bias is then moved to the operating point `operating_point` names.
 
-Usage: python bench/calibrate.py [--fit]   (--fit prints new weights for qa/answer.py)
+Usage: python bench/calibrate.py [--spans] [--fit]   (without flags: the current models' table)
 """
 
 from __future__ import annotations
@@ -16,14 +22,17 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qa import answer, evaluate  # noqa: E402
-from qa.kb import KnowledgeBase  # noqa: E402
+from qa import knowledge  # noqa: E402
+from qa.asking import answer, decline, spans  # noqa: E402
+from qa.eval import evaluate  # noqa: E402
+from qa.knowledge import KnowledgeBase  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 
 SQUAD = REPO / "tests" / "data" / "squad2-dev-3-articles.json"
@@ -31,81 +40,192 @@ QUESTIONS = REPO / "bench" / "questions" / "s400.json"
 ARTICLE_DOCS = REPO / "index" / "docs"
 
 
-def collect() -> list[tuple[str, int, np.ndarray]]:
-    """(group, label, features) for every calibration question."""
-    rows: list[tuple[str, int, np.ndarray]] = []
-    results = evaluate.run(SQUAD, Settings())
-    for o in results["hybrid"][1]:
-        feats = np.array([o.signals[f] for f in answer.FEATURES])
-        rows.append(("squad-ans" if o.answerable else "squad-unans", int(o.answerable), feats))
-    spec = json.loads(QUESTIONS.read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        kb = KnowledgeBase.build([ARTICLE_DOCS], tmp)
-        groups = [
-            ("s400-ans", 1, [q for q, _ in spec["answerable"]]),
-            ("s400-unans", 0, spec["unanswerable_on_topic"]),
-            ("off-topic", 0, spec["off_topic"]),
-        ]
-        for group, label, questions in groups:
-            for q in questions:
-                signals = kb.ask(q).signals
-                rows.append((group, label, np.array([signals[f] for f in answer.FEATURES])))
+class Row:
+    """One question: its group, whether it is answerable, its decline signals, its spans."""
+
+    def __init__(self, group: str, label: int, signals: dict[str, float], gold: list[str]):
+        self.group, self.label, self.gold = group, label, gold
+        self.features = np.array([signals.get(f, 0.0) for f in decline.FEATURES])
+        self.spans: list[tuple[str, tuple[float, ...]]] = []
+
+
+def collect() -> list[Row]:
+    """Ask every calibration question through `KnowledgeBase.ask`, keeping the engine's spans."""
+    rows: list[Row] = []
+    captured: list[answer.Choice] = []
+    real_choose = answer.choose
+
+    def spy(*args: Any, **kwargs: Any) -> answer.Choice:
+        choice = real_choose(*args, **kwargs)
+        captured.append(choice)
+        return choice
+
+    knowledge.answer.choose = spy  # type: ignore[attr-defined]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings()
+            for n, article in enumerate(evaluate.load_squad(SQUAD)):
+                kb = evaluate.build_article(article, Path(tmp) / str(n), None, settings)
+                for q in article.questions:
+                    captured.clear()
+                    reply = kb.ask(q.text)
+                    group = "squad-ans" if q.answerable else "squad-unans"
+                    rows.append(_row(group, reply.signals, list(q.answers), captured))
+                kb.close()
+            spec = json.loads(QUESTIONS.read_text())
+            kb = KnowledgeBase.build([ARTICLE_DOCS], Path(tmp) / "s400")
+            groups = [
+                ("s400-ans", [(q, [s] if s else []) for q, _, s in spec["answerable"]]),
+                ("s400-unans", [(q, []) for q in spec["unanswerable_on_topic"]]),
+                ("off-topic", [(q, []) for q in spec["off_topic"]]),
+            ]
+            for group, questions in groups:
+                for q, gold in questions:
+                    captured.clear()
+                    reply = kb.ask(q)
+                    rows.append(_row(group, reply.signals, gold, captured))
+    finally:
+        knowledge.answer.choose = real_choose  # type: ignore[attr-defined]
     return rows
 
 
+def _row(group: str, signals: dict[str, float], gold: list[str], captured: list) -> Row:
+    row = Row(group, int(group in ("squad-ans", "s400-ans")), signals, gold)
+    if captured and captured[-1].candidates:
+        row.spans = [(text, features) for text, features in captured[-1].candidates]
+    return row
+
+
+# ----- the span scorer ------------------------------------------------------------------------
+def fit_spans(rows: list[Row], l2: float = 0.03, steps: int = 400) -> np.ndarray:
+    """Softmax over each question's candidates, target proportional to each candidate's F1."""
+    xs, targets = [], []
+    for row in rows:
+        if not row.gold or not row.spans:
+            continue
+        f1 = np.array([max(evaluate.f1_score(t, g) for g in row.gold) for t, _ in row.spans])
+        if f1.max() <= 0:
+            continue
+        weight = 5.0 if row.group.startswith("s400") else 1.0  # 45 questions against 473
+        xs.append(np.array([f for _, f in row.spans]))
+        targets.append(weight * f1 / f1.sum())
+    w = np.zeros(len(spans.SPAN_FEATURES))
+    total = sum(t.sum() for t in targets)
+    for _ in range(steps):
+        grad = -l2 * w * total
+        for x, t in zip(xs, targets, strict=True):
+            z = x @ w
+            p = np.exp(z - z.max())
+            grad += x.T @ (t - t.sum() * p / p.sum())
+        w += 0.5 * grad / total
+    return w
+
+
+def span_f1(rows: list[Row], w: np.ndarray, group: str) -> float:
+    """Mean short-answer F1 of a group's answerable questions (declines not counted here)."""
+    scores = []
+    for row in rows:
+        if row.group != group or not row.gold:
+            continue
+        if not row.spans:
+            scores.append(0.0)
+            continue
+        best = max(row.spans, key=lambda s: float(np.dot(w, s[1])))[0]
+        scores.append(max(evaluate.f1_score(best, g) for g in row.gold))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+# ----- the decline model ----------------------------------------------------------------------
 def confidence(x: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(x @ weights + bias)))
 
 
-def fit(rows: list[tuple[str, int, np.ndarray]]) -> tuple[np.ndarray, float]:
+def fit(rows: list[Row]) -> tuple[np.ndarray, float]:
     from sklearn.linear_model import LogisticRegression
 
-    x = np.stack([r[2] for r in rows])
-    y = np.array([r[1] for r in rows])
-    groups = [r[0] for r in rows]
+    x = np.stack([r.features for r in rows])
+    y = np.array([r.label for r in rows])
     # Each source counts as much as the others, whatever its size.
-    source = [
-        "squad" if g.startswith("squad") else "s400" if g.startswith("s400") else g for g in groups
-    ]
+    source = [r.group.split("-")[0] for r in rows]
     sizes = {s: source.count(s) for s in set(source)}
     weight = np.array([1.0 / sizes[s] for s in source])
-    model = LogisticRegression(C=10.0, max_iter=1000)
+    model = LogisticRegression(C=10.0, max_iter=2000)
     model.fit(x, y, sample_weight=weight / weight.mean())
-    return model.coef_[0], float(model.intercept_[0])
+    weights, bias = model.coef_[0], float(model.intercept_[0])
+    return weights, bias + operating_point(rows, x @ weights + bias)
 
 
-def report(rows: list[tuple[str, int, np.ndarray]], weights: np.ndarray, bias: float) -> None:
-    x = np.stack([r[2] for r in rows])
+def operating_point(rows: list[Row], z: np.ndarray) -> float:
+    """The shift of the bias that puts the 0.5 threshold where the issue wants it: no S-400
+    question the article answers declined and every off-topic one declined; then as many
+    unanswerable questions declined as keeps SQuAD's answerable ones declined at most 4.5%
+    (or, when nothing does, as few of those as possible)."""
+    group = np.array([r.group for r in rows])
+    best, best_key = 0.0, (-1.0, -1.0)
+    for shift in np.linspace(-4.0, 4.0, 321):
+        declined = z + shift < 0
+        if declined[group == "s400-ans"].any() or not declined[group == "off-topic"].all():
+            continue
+        wrong = declined[group == "squad-ans"].mean()
+        unans = declined[group == "squad-unans"].mean() + declined[group == "s400-unans"].mean()
+        key = (1.0, unans) if wrong <= 0.045 else (0.0, -wrong)
+        if key > best_key:
+            best, best_key = float(shift), key
+    return best
+
+
+def report(rows: list[Row], weights: np.ndarray, bias: float) -> None:
+    x = np.stack([r.features for r in rows])
     conf = confidence(x, weights, bias)
-    groups = sorted({r[0] for r in rows})
+    groups = sorted({r.group for r in rows})
     print("share declined at each threshold")
     print("threshold | " + " | ".join(groups))
     for t in (0.3, 0.4, 0.5, 0.6, 0.7):
         cells = []
         for g in groups:
-            mask = np.array([r[0] == g for r in rows])
+            mask = np.array([r.group == g for r in rows])
             cells.append(f"{(conf[mask] < t).mean():.3f}")
         print(f"{t:.1f} | " + " | ".join(cells))
     from sklearn.metrics import roc_auc_score
 
-    squad = np.array([r[0].startswith("squad") for r in rows])
-    labels = np.array([r[1] for r in rows])
-    auc = roc_auc_score(labels[squad], conf[squad])
-    print(f"AUC on SQuAD answerable vs unanswerable: {auc:.3f}")
+    squad = np.array([r.group.startswith("squad") for r in rows])
+    labels = np.array([r.label for r in rows])
+    print(
+        f"AUC on SQuAD answerable vs unanswerable: {roc_auc_score(labels[squad], conf[squad]):.3f}"
+    )
+    scale = x.std(axis=0)
+    print("signal | weight | weight x spread (what it moves the log-odds by)")
+    for name, w, s in zip(decline.FEATURES, weights, scale, strict=True):
+        print(f"{name} | {w:+.3f} | {w * s:+.3f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--fit", action="store_true", help="fit new weights and report them")
+    parser.add_argument("--spans", action="store_true", help="fit the short-answer span scorer")
+    parser.add_argument("--fit", action="store_true", help="fit the decline model")
+    parser.add_argument("--save", help="also write the collected rows here (a pickle)")
     args = parser.parse_args()
     rows = collect()
-    current = np.array(answer.CONFIDENCE_WEIGHTS), answer.CONFIDENCE_BIAS
-    print(f"current weights {current[0].tolist()} bias {current[1]}")
-    report(rows, *current)
+    if args.save:
+        import pickle
+
+        Path(args.save).write_bytes(pickle.dumps(rows))
+    current = np.array(spans.SPAN_WEIGHTS)
+    for group in ("squad-ans", "s400-ans"):
+        print(f"span F1 ({group}, current weights): {span_f1(rows, current, group):.3f}")
+    if args.spans:
+        w = fit_spans(rows)
+        print(f"\nfitted SPAN_WEIGHTS {np.round(w, 2).tolist()}")
+        print(f"features: {spans.SPAN_FEATURES}")
+        for group in ("squad-ans", "s400-ans"):
+            print(f"span F1 ({group}, fitted): {span_f1(rows, w, group):.3f}")
+    weights, bias = np.array(decline.CONFIDENCE_WEIGHTS), decline.CONFIDENCE_BIAS
+    print(f"\ncurrent decline weights {weights.tolist()} bias {bias}")
+    report(rows, weights, bias)
     if args.fit:
         weights, bias = fit(rows)
-        print(f"\nfitted weights {np.round(weights, 3).tolist()} bias {bias:.3f}")
-        print(f"features: {answer.FEATURES}")
+        print(f"\nfitted CONFIDENCE_WEIGHTS {np.round(weights, 3).tolist()} bias {bias:.3f}")
+        print(f"features: {decline.FEATURES}")
         report(rows, weights, bias)
 
 

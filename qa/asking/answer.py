@@ -14,6 +14,7 @@ from qa import lexical
 from qa.asking import decline
 from qa.asking.decline import CONFIDENCE_BIAS, CONFIDENCE_WEIGHTS, FEATURES, Evidence
 from qa.asking.expect import Expected, expect
+from qa.asking.question import names
 from qa.asking.retrieval import Retrieval
 from qa.asking.spans import COVERED, SPAN_FEATURES, Short, pick, scored_spans
 from qa.stores.base import ScoredChunk, Store
@@ -26,6 +27,7 @@ SPAN_SENTENCES = 4  # the best sentences whose spans compete for the short answe
 EXPLAIN_MAX = 3  # sentences an explanation may join
 EXPLAIN_MARGIN = 0.12  # how far below the best sentence a joined one may score
 REPEAT = 0.6  # term overlap (Jaccard) above which a sentence repeats one already chosen
+_NEGATION = re.compile(r"\b(not|never|no|none|neither|nor|without)\b|n't\b", re.IGNORECASE)
 
 # Without index-time types (the entity model missing), the old surface rules stand in.
 _FALLBACK = {
@@ -87,7 +89,9 @@ def choose(
         if expected.short
         else []
     )
-    short = pick(found, (scored[0][1], scored[0][2]))
+    # A typed question is answered by a span of its type or not at all ("When...?": a date).
+    usable = [(s, f) for s, f in found if f[_TYPED]] if expected.typed else found
+    short = pick(usable, (scored[0][1], scored[0][2]))
     if short is not None:
         chosen = [(short.rank, short.sentence)]
     elif expected.kind in ("explanation", "statement"):
@@ -106,6 +110,13 @@ def choose(
         kind_match=_kind_match(chunks, scored[:SPAN_SENTENCES], expected, found),
         span_near=short.near if short else 0.0,
         typed=1.0 if expected.typed else 0.0,
+        typed_absent=1.0 if expected.typed and not any(f[_TYPED] for _, f in found) else 0.0,
+        typed_support=max((f[_COVERAGE] for _, f in found if f[_TYPED]), default=0.0)
+        if expected.typed
+        else sum(w for t, w in weights.items() if t in answer_terms) / total,
+        names_missing=min(2.0, sum(1.0 for name in names(question) if _lacks(name, answer_terms))),
+        negated=1.0 if _NEGATION.search(question) else 0.0,
+        undescribed=_share_missing(expected.describes, answer_terms, weights),
     )
     candidates = [(_text(chunks[s.rank], s), f) for s, f in found]
     return Choice(evidence, chosen, evidence.confidence(), short, expected, candidates)
@@ -135,6 +146,19 @@ def _kind_match(
     if any(s.entities for _, r, n in sentences for s in (chunks[r].sentences[n],)):
         return float(any(f[_TYPED] and f[_COVERAGE] >= COVERED for _, f in found))
     return max(_holds_type(chunks[r], n, expected) for _, r, n in sentences)  # untyped store
+
+
+def _share_missing(text: str, terms: set[str], weights: dict[str, float]) -> float:
+    """IDF-weighted share of `text`'s terms missing from `terms` (0 for no text)."""
+    own = {t: weights.get(t, 0.0) for t in lexical.terms(text)}
+    total = sum(own.values())
+    return sum(w for t, w in own.items() if t not in terms) / total if total else 0.0
+
+
+def _lacks(name: str, terms: set[str]) -> bool:
+    """Whether a name of the question ("Fethullah Gulen", "1191") is missing from `terms`."""
+    own = lexical.terms(name)
+    return bool(own) and not set(own) <= terms
 
 
 def _text(hit: ScoredChunk, short: Short) -> str:

@@ -18,11 +18,21 @@ FEATURES = (
     "rarest_missing",
     "span_near",
     "typed",
+    "typed_absent",
+    "typed_support",
+    "names_missing",
+    "negated",
+    "undescribed",
 )
 # Fitted by `bench/calibrate.py --fit` on the shared SQuAD articles, questions written about the
-# S-400 article (bench/questions/s400.json) and off-topic questions, each source weighted alike.
-CONFIDENCE_WEIGHTS = (-2.353, -0.175, 5.045, 1.677, 0.845, -0.131, 0.0, 0.0)
-CONFIDENCE_BIAS = -3.967
+# S-400 article (bench/questions/s400.json) and off-topic questions, each source weighted alike;
+# the bias then moved so that 0.5 declines every off-topic question and no S-400 question the
+# article answers (calibrate prints what each signal weighs and the table per threshold).
+CONFIDENCE_WEIGHTS = (
+    -1.742, -0.248, 4.616, 0.415, -0.775, -0.113, 0.056, 0.233, -2.476, 1.408, -0.875, -2.962,
+    -2.715,
+)  # fmt: skip
+CONFIDENCE_BIAS = -1.783
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,11 @@ class Evidence:
     rarest_missing: float  # IDF of the rarest question term absent from the first passage
     span_near: float  # share of the question's terms right beside the short answer (0: none)
     typed: float  # 1 when the question asks for a typed span (a person, a date, a number...)
+    typed_absent: float  # 1 when it does and no sentence of the evidence holds one
+    typed_support: float  # share of the question's terms in the best sentence holding one
+    names_missing: float  # names and numbers of the question the answer lacks (0, 1 or 2)
+    negated: float  # 1 when the question says "not", "never"...: SQuAD's unanswerable trick
+    undescribed: float  # "Who is the defence minister?": share of that description the answer lacks
 
     def features(self) -> tuple[float, ...]:
         return tuple(getattr(self, name) for name in FEATURES)

@@ -8,7 +8,7 @@ labels are those the index-time entity tagger gives spans (spaCy's OntoNotes lab
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 PERSON = frozenset({"PERSON", "ORG", "NORP", "GPE"})
 PLACE = frozenset({"GPE", "LOC", "FAC", "ORG"})
@@ -41,6 +41,7 @@ _HEAD_NOUNS = {
     "money": "price cost sum salary revenue budget fee",
     "percent": "percent percentage share proportion rate",
 }
+PERSON_NOUNS = frozenset(_HEAD_NOUNS["person"].split()) | {"source", "spokesperson"}
 _HEAD = {word: kind for kind, words in _HEAD_NOUNS.items() for word in words.split()}
 _LABELS = {
     "person": PERSON,
@@ -92,6 +93,7 @@ class Expected:
     labels: frozenset[str]  # span labels that answer it; empty = any span (thing, definition)
     subject: str = ""  # for "who is X?" / "what is X?": X
     head: str = ""  # the noun a "what X"/"which X" question names ("group"), lower case
+    describes: str = ""  # "Who is Turkey's defence minister?": what the answer must be
 
     @property
     def primary(self) -> frozenset[str]:
@@ -138,6 +140,13 @@ def expect(question: str) -> Expected:
     )
     if definition and _names_something(definition.group(3)):
         return Expected("definition", ANY_SPAN, subject=definition.group(3))
+    if definition and definition.group(1).lower() == "who":
+        # "Who is Turkey's defence minister?": the answer must be someone so described.
+        return replace(_by_wh(low, words), describes=definition.group(3))
+    return _by_wh(low, words)
+
+
+def _by_wh(low: str, words: list[str]) -> Expected:
     if re.search(r"\b(who|whom|whose)\b", low):
         return Expected("person", PERSON)
     head = _head_noun(words)

@@ -67,7 +67,7 @@ def is_follow_up(question: str) -> bool:
     words = set(lexical.words(question))
     if words & _POINTING:
         return True
-    return not _names(question) and len(lexical.terms(question)) <= 1
+    return not names(question) and len(lexical.terms(question)) <= 1
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ _PERSONAL = {"he", "she", "him", "her", "they", "them"}
 _POSSESSIVE = {"his", "hers", "its", "their", "theirs"}
 
 
-def _names(text: str) -> list[str]:
+def names(text: str) -> list[str]:
     """The names a question mentions, in order: runs of capitalised words ("Fethullah Gulen")."""
     found: list[str] = []
     last_end = -2
@@ -132,19 +132,19 @@ def _names(text: str) -> list[str]:
 def _substitute(question: str, anchor: str) -> str:
     """The question with its pronouns replaced by the anchor's first name ("he" -> "Conkar"),
     or with the anchor's terms added when it names nothing or points with "it"/"that"."""
-    names = _names(anchor)
-    if not names:
+    found = names(anchor)
+    if not found:
         return f"{question} ({anchor})"
 
     def swap(match: re.Match[str]) -> str:
         word = match.group().lower()
         if word in _PERSONAL:
-            return names[0]
+            return found[0]
         if word in _POSSESSIVE:
-            return f"{names[0]}'s"
+            return f"{found[0]}'s"
         return match.group()
 
     swapped = re.sub(r"\b[A-Za-z]+\b", swap, question)
     if swapped == question:
-        return f"{question} ({' '.join(names)})"
+        return f"{question} ({' '.join(found)})"
     return swapped

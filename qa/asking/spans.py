@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from qa import lexical
-from qa.asking.expect import Expected
+from qa.asking.expect import PERSON_NOUNS, Expected
+from qa.indexing.tagging import NOUN_PHRASE
 from qa.stores.base import ScoredChunk
 
 _TOKEN = re.compile(r"\w+(?:[-']\w+)*", re.UNICODE)  # the tokens lexical.terms() reads
@@ -108,19 +110,33 @@ def _stop(word: str) -> bool:
 
 
 def candidates(hit: ScoredChunk, n: int) -> list[tuple[int, int, str]]:
-    """The typed spans of sentence n, plus phrases joined by "of"/"'s"/"and" ("the king of X")."""
+    """The typed spans of sentence n, plus phrases joined by "of"/"'s"/"and" ("the king of X").
+
+    A noun phrase that holds a named entity takes its label ("the YPG militia": ORG), and so
+    does a joined phrase that starts with one, so a typed question can be answered by either.
+    """
     s = hit.sentences[n]
     spans = [(a, b, label) for a, b, label in s.entities if s.start <= a < b <= s.end]
+    entities = [(a, b, label) for a, b, label in spans if label != NOUN_PHRASE]
+    spans = [
+        (a, b, _inner_label(a, b, entities) if label == NOUN_PHRASE else label)
+        for a, b, label in spans
+    ]
     text, base = hit.chunk.text, hit.chunk.start
-    by_start: dict[int, list[tuple[int, int]]] = {}
+    by_start: dict[int, list[int]] = {}
     for a, b, _ in spans:
-        by_start.setdefault(a, []).append((a, b))
+        by_start.setdefault(a, []).append(b)
     joined: list[tuple[int, int, str]] = []
-    for a1, b1, _ in spans:
+    for a1, b1, label in spans:
         for a2 in range(b1 + 1, b1 + 10):
             if a2 in by_start and _JOINERS.match(text[b1 - base : a2 - base]):
-                joined.extend((a1, b2, "NP") for _, b2 in by_start[a2])
+                joined.extend((a1, b2, label) for b2 in by_start[a2])
     return spans + joined
+
+
+def _inner_label(a: int, b: int, entities: Sequence[tuple[int, int, str]]) -> str:
+    """The label of the first named entity inside [a, b), or "NP"."""
+    return next((label for x, y, label in entities if a <= x and y <= b), NOUN_PHRASE)
 
 
 def question_sides(question: str) -> dict[str, float]:
@@ -159,11 +175,12 @@ def scored_spans(
         matched = [(i, w) for i, w in matched if w > 0]
         present = {toks[i].term for i, _ in matched}
         coverage = sum(w for t, w in asked.items() if t in present) / total
+        starts, ends = [t.start for t in toks], [t.end for t in toks]
         for a, b, label in candidates(hit, n):
-            inside = [i for i, t in enumerate(toks) if a <= t.start and t.end <= b]
-            if not inside:
+            first, last = bisect_left(starts, a), bisect_right(ends, b) - 1
+            if first > last:
                 continue
-            first, last = inside[0], inside[-1]
+            inside = range(first, last + 1)
             content = [toks[i].term for i in inside if toks[i].term]
             if not content and label == "NP":
                 continue
@@ -196,6 +213,8 @@ def scored_spans(
             base = hit.chunk.start
             clause = bool(_CLAUSE.search(hit.chunk.text[between[0] - base : between[1] - base]))
             typed = label in expected.labels if expected.labels else False
+            if label == NOUN_PHRASE and expected.kind == "person":
+                typed = _last_word(hit, b) in PERSON_NOUNS  # "the president", "the lawmaker"
             after = toks[last + 1].term if last + 1 < len(toks) else None
             cue = _previous_word(hit, a, s.start)
             features = (
@@ -239,6 +258,15 @@ def pick(found: Sequence[tuple[Short, tuple[float, ...]]], home: tuple[int, int]
     if best is not None and at_home is not None and best.score - at_home.score < STAY_MARGIN:
         return at_home
     return best
+
+
+def _last_word(hit: ScoredChunk, end: int) -> str:
+    """The last word before document offset `end`, lower case, singular ("ministers": minister)."""
+    found = _LAST_WORD.search(
+        hit.chunk.text[max(0, end - hit.chunk.start - 30) : end - hit.chunk.start]
+    )
+    word = found.group(1).lower() if found else ""
+    return word[:-1] if word.endswith("s") and word[:-1] in PERSON_NOUNS else word
 
 
 def _previous_word(hit: ScoredChunk, at: int, sentence_start: int) -> str:
