@@ -260,10 +260,13 @@ def format_answer(result: Answer, width: int = 100) -> str:
     else:
         lines.append("\nEvidence:")
     for rank, p in enumerate(result.passages, start=1):
+        section = f" > {p.section}" if p.section and p.section != p.title else ""
         lines.append(
-            f"[{rank}] {p.title} ({p.source}, chars {p.chunk.start}-{p.chunk.end}) "
-            f"score {p.score:.3f}"
+            f"[{rank}] {_line(p.title)}{_line(section)} ({_line(p.source)}, chars "
+            f"{p.chunk.start}-{p.chunk.end}) score {p.score:.3f}"
         )
+        if p.url:  # the page (and section) a reader can open
+            lines.append(f"    {_line(p.url)}")
         # At one offset, marks listed first end up innermost: ">>>**short**<<<".
         marks = [(b, "<<<") for _, b in p.highlights]
         if short and short.passage_rank == rank:
@@ -282,6 +285,11 @@ def format_answer(result: Answer, width: int = 100) -> str:
         "   ({retrieve:.0f} ms retrieve, {answer:.0f} ms answer)".format(**result.timings_ms)
     )
     return "\n".join(lines)
+
+
+def _line(text: str) -> str:
+    """Text from a document as one line with no terminal control sequences in it."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 if __name__ == "__main__":
