@@ -83,6 +83,90 @@ print(json.dumps({{"pages": n, "seconds": time.perf_counter() - began,
 """
 
 
+RATIO = """
+import json, statistics, time
+from qa.embedding import get_embedder
+from qa.indexing.build import chunk_budget, index_documents
+from qa.indexing.chunking import chunk_document
+from qa.indexing.sources.mediawiki_dump import dump_documents
+from qa.settings import Settings
+from qa.stores import open_store
+settings = Settings()
+embedder = get_embedder().load()
+embedder.encode(["warm up"])
+from qa.indexing import tagging
+tagging.tag(["Warm up the tagger, so its load is not timed."])
+texts = []
+for doc in dump_documents({dump!r}, progress=False):
+    chunks, spans = chunk_document(doc, embedder.count_tokens, chunk_budget(embedder, settings),
+                                   settings.chunk_overlap_sentences)
+    texts.extend(doc.text[a:b] for s in spans for a, b in s)
+unique = list(dict.fromkeys(texts))
+raw, build = [], []
+for n in range({rounds}):  # alternated, so load from other processes hits both alike
+    t = time.perf_counter()
+    embedder.model.encode(unique, batch_size=settings.batch_size)
+    raw.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    index_documents(open_store({kb!r} + str(n)), dump_documents({dump!r}, progress=False),
+                    embedder, settings, progress=False)
+    build.append(time.perf_counter() - t)
+print(json.dumps({{"raw": raw, "build": build, "sentences": len(unique),
+                  "ratio": statistics.median(raw) / statistics.median(build)}}))
+"""
+
+FAKE_STREAM = """
+import json, os, resource, time
+import qa.knowledge
+from tests.fakes import FakeEmbedder
+from qa.indexing import tagging
+tagging.tag(["Warm up the tagger once."])
+fake = FakeEmbedder(dim=384, max_tokens=256)
+qa.knowledge.get_embedder = lambda model="": fake
+from qa.cli import main
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+t = time.perf_counter()
+code = main(["index", {dump!r}, "--out", {kb!r}, "--quiet"])
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"code": code, "seconds": time.perf_counter() - t, "baseline_rss_mb": base,
+                  "peak_rss_mb": peak}}))
+"""
+
+
+def bench_ratio(pages: int, rounds: int, tmp: Path) -> dict:
+    """Dump indexing against raw model.encode of the same sentences, alternated in one process."""
+    rng = random.Random(13)
+    dump = tmp / "ratio.xml"
+    write_dump(dump, ((f"Hamlet {n}", page_wikitext(rng, n)) for n in range(pages)))
+    result = child(RATIO.format(dump=str(dump), kb=str(tmp / "ratio-kb"), rounds=rounds))
+    median = sorted(result["build"])[len(result["build"]) // 2]
+    return {
+        "pages": pages,
+        "sentences": result["sentences"],
+        "raw_encode_seconds": [round(x, 1) for x in result["raw"]],
+        "index_seconds": [round(x, 1) for x in result["build"]],
+        "pages_per_second": round(pages / median, 2),
+        "ratio_to_raw_encode": round(result["ratio"], 3),
+    }
+
+
+def bench_fake_stream(pages: int, tmp: Path) -> dict:
+    """`qa index` of a dump of `pages` pages with a 384-d fake embedder (no model time): the
+    memory the pipeline itself holds above its imports while it streams."""
+    rng = random.Random(17)
+    dump = tmp / "fake.xml"
+    write_dump(dump, ((f"Town {n}", page_wikitext(rng, n)) for n in range(pages)))
+    result = child(FAKE_STREAM.format(dump=str(dump), kb=str(tmp / "fake-kb")))
+    return {
+        "pages": pages,
+        "dump_mb": round(dump.stat().st_size / 2**20, 1),
+        "seconds": round(result["seconds"], 1),
+        "baseline_rss_mb": round(result["baseline_rss_mb"]),
+        "peak_rss_mb": round(result["peak_rss_mb"]),
+        "above_baseline_mb": round(result["peak_rss_mb"] - result["baseline_rss_mb"]),
+    }
+
+
 def bench_parse_stream(pages: int, tmp: Path) -> dict:
     """Read and convert a dump of `pages` pages, no model: memory after 100, 1k, 10k pages."""
     rng = random.Random(5)
@@ -327,6 +411,10 @@ def main() -> None:
     parser.add_argument("--skip-squad", action="store_true")
     parser.add_argument("--parse-pages", type=int, default=100_000, help="pages, no model")
     parser.add_argument("--parse-only", action="store_true", help="only the no-model stage")
+    parser.add_argument("--ratio-pages", type=int, default=200, help="pages, alternated runs")
+    parser.add_argument("--rounds", type=int, default=5, help="alternated runs of each")
+    parser.add_argument("--fake-stream-pages", type=int, default=10_000, help="fake-model pages")
+    parser.add_argument("--stages-only", action="store_true", help="stop before the live wiki")
     args = parser.parse_args()
     results = {"cpu_cores": os.cpu_count()}
     results["load_average_at_start"] = os.getloadavg()[0]
@@ -340,6 +428,14 @@ def main() -> None:
             results["parse_stream"] = bench_parse_stream(args.parse_pages, Path(tmp))
             save()
         if args.parse_only:
+            return
+        if args.ratio_pages:
+            results["ratio"] = bench_ratio(args.ratio_pages, args.rounds, Path(tmp))
+            save()
+        if args.fake_stream_pages:
+            results["fake_stream"] = bench_fake_stream(args.fake_stream_pages, Path(tmp))
+            save()
+        if args.stages_only:
             return
         results["dump_and_sync"] = bench_dump_and_sync(args.pages, Path(tmp) / "live")
         save()
