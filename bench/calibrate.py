@@ -38,6 +38,9 @@ from qa.settings import Settings  # noqa: E402
 SQUAD = REPO / "tests" / "data" / "squad2-dev-3-articles.json"
 QUESTIONS = REPO / "bench" / "questions" / "s400.json"
 ARTICLE_DOCS = REPO / "index" / "docs"
+# SQuAD's answerable questions the decline model may refuse: 2.5%, so that the answer hit of the
+# sentence answers (0.797 with no declines at all) stays at 0.78, where it was before.
+WRONG_DECLINES = 0.025
 
 
 class Row:
@@ -158,8 +161,8 @@ def fit(rows: list[Row]) -> tuple[np.ndarray, float]:
 def operating_point(rows: list[Row], z: np.ndarray) -> float:
     """The shift of the bias that puts the 0.5 threshold where the issue wants it: no S-400
     question the article answers declined and every off-topic one declined; then as many
-    unanswerable questions declined as keeps SQuAD's answerable ones declined at most 4.5%
-    (or, when nothing does, as few of those as possible)."""
+    unanswerable questions declined as keeps SQuAD's answerable ones declined at most
+    WRONG_DECLINES (or, when nothing does, as few of those as possible)."""
     group = np.array([r.group for r in rows])
     best, best_key = 0.0, (-1.0, -1.0)
     for shift in np.linspace(-4.0, 4.0, 321):
@@ -168,7 +171,7 @@ def operating_point(rows: list[Row], z: np.ndarray) -> float:
             continue
         wrong = declined[group == "squad-ans"].mean()
         unans = declined[group == "squad-unans"].mean() + declined[group == "s400-unans"].mean()
-        key = (1.0, unans) if wrong <= 0.045 else (0.0, -wrong)
+        key = (1.0, unans) if wrong <= WRONG_DECLINES else (0.0, -wrong)
         if key > best_key:
             best, best_key = float(shift), key
     return best

@@ -27,6 +27,8 @@ SPAN_SENTENCES = 4  # the best sentences whose spans compete for the short answe
 EXPLAIN_MAX = 3  # sentences an explanation may join
 EXPLAIN_MARGIN = 0.12  # how far below the best sentence a joined one may score
 REPEAT = 0.6  # term overlap (Jaccard) above which a sentence repeats one already chosen
+FAINT = 0.3  # an answer cosine below this resembles nothing of the question (off-topic: < 0.15)
+_NEVER_SEEN = "never seen"  # no document term has a space: its IDF is that of an unseen term
 _NEGATION = re.compile(r"\b(not|never|no|none|neither|nor|without)\b|n't\b", re.IGNORECASE)
 
 # Without index-time types (the entity model missing), the old surface rules stand in.
@@ -66,7 +68,8 @@ def choose(
     expected = expect(question)
     if not top:
         return Choice(None, [], 0.0, expected=expected)
-    weights = store.idf(set(query_terms))
+    weights = store.idf(set(query_terms) | {_NEVER_SEEN})
+    unseen = weights.pop(_NEVER_SEEN)  # the IDF of a term no document holds
     total = sum(weights.values()) or 1.0
     best_passage = top[0].fused or 1.0
     wc, wl, wp, wk = SENTENCE_WEIGHTS
@@ -101,8 +104,10 @@ def choose(
     rank, n = chosen[0]
     passage_terms = set(lexical.terms(top[0].chunk.chunk.text))
     answer_terms = set().union(*(terms_of[c] for c in chosen))
+    cosine = max(chunks[r].sentence_cosines[s] for r, s in chosen)
     evidence = Evidence(
-        cosine=max(chunks[r].sentence_cosines[s] for r, s in chosen),
+        cosine=cosine,
+        faint=max(0.0, FAINT - cosine),
         passage_score=top[0].fused,  # the fused score whatever mode ranked it
         coverage=sum(w for t, w in weights.items() if t in passage_terms) / total,
         sentence_coverage=sum(w for t, w in weights.items() if t in answer_terms) / total,
@@ -117,6 +122,9 @@ def choose(
         names_missing=min(2.0, sum(1.0 for name in names(question) if _lacks(name, answer_terms))),
         negated=1.0 if _NEGATION.search(question) else 0.0,
         undescribed=_share_missing(expected.describes, answer_terms, weights),
+        names_unknown=min(
+            2.0, sum(1.0 for name in names(question) if _unknown(name, weights, unseen))
+        ),
     )
     candidates = [(_text(chunks[s.rank], s), f) for s, f in found]
     return Choice(evidence, chosen, evidence.confidence(), short, expected, candidates)
@@ -153,6 +161,12 @@ def _share_missing(text: str, terms: set[str], weights: dict[str, float]) -> flo
     own = {t: weights.get(t, 0.0) for t in lexical.terms(text)}
     total = sum(own.values())
     return sum(w for t, w in own.items() if t not in terms) / total if total else 0.0
+
+
+def _unknown(name: str, weights: dict[str, float], unseen: float) -> bool:
+    """Whether no document holds any term of a name of the question ("Jupiter", "UGSS")."""
+    own = lexical.terms(name)
+    return bool(own) and all(weights.get(t, unseen) >= unseen - 1e-9 for t in own)
 
 
 def _lacks(name: str, terms: set[str]) -> bool:
