@@ -20,7 +20,7 @@ from qa.indexing.tagging import NOUN_PHRASE
 from qa.stores.base import ScoredChunk
 
 _TOKEN = re.compile(r"\w+(?:[-']\w+)*", re.UNICODE)  # the tokens lexical.terms() reads
-_JOINERS = re.compile(r"^\s*(?:of|for|on|in|and)\s+$|^\s*['’]s\s+$", re.IGNORECASE)
+_JOINERS = re.compile(r"^\s*(?:of|and)\s+$|^\s*['’]s\s+$", re.IGNORECASE)
 _DEFINITION_START = re.compile(r"^\s*(?:,|\(|-|–|—|is|was|are|were)\s*$", re.IGNORECASE)
 _CLAUSE = re.compile(r"[,;:()]|\s[-–—]\s")
 _WH = frozenset("what which who whom whose when where why how".split())
@@ -71,7 +71,7 @@ SPAN_WEIGHTS = (
     1.5, 0.07, -0.15, 0.45, 0.15, -0.41, 0.71, -0.03, 0.24, -0.12,
 )  # fmt: skip
 SPAN_BIAS = 0.0
-STAY_MARGIN = 0.5
+STAY_MARGIN = 0.25
 COVERED = 0.5  # share of the question's terms a sentence must hold to count as answering
 
 
