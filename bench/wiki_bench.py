@@ -167,6 +167,58 @@ def bench_fake_stream(pages: int, tmp: Path) -> dict:
     }
 
 
+def bench_sync_at_scale(pages: int, tmp: Path) -> dict:
+    """A live wiki of `pages` pages synced with a 384-d fake embedder (so 10,000 pages fit in a
+    run); then one page is edited and one deleted and each sync is timed. The real model's
+    share of a one-page sync is its few sentences (tens of milliseconds)."""
+    import qa.knowledge
+    from qa.indexing.sources.mediawiki_live import WikiClient
+    from qa.indexing.sources.sync import sync_mediawiki
+    from qa.settings import Settings
+    from qa.stores import open_store
+    from tests.fakes import FakeEmbedder
+    from tests.wikiserver import mediawiki
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(19)
+    generated = tmp / "scale.xml"
+    write_dump(generated, ((f"Parish {n}", page_wikitext(rng, n)) for n in range(pages)))
+    fake = FakeEmbedder(dim=384, max_tokens=256)
+    qa.knowledge.get_embedder = lambda model="": fake  # type: ignore[assignment]
+    results: dict = {"pages": pages}
+    with mediawiki(tmp / "wiki", private=False) as wiki:
+        began = time.perf_counter()
+        wiki.maintenance("importDump.php", "--no-updates", str(generated))
+        results["import_seconds"] = round(time.perf_counter() - began, 1)
+        kb = tmp / "kb"
+
+        def sync() -> tuple[float, object]:
+            began = time.perf_counter()
+            with WikiClient(wiki.api) as client:
+                report = sync_mediawiki(open_store(kb), client, fake, Settings(), progress=False)
+            return time.perf_counter() - began, report
+
+        seconds, report = sync()
+        results["full_sync"] = {"seconds": round(seconds, 1), "embedded": report.embedded}
+        seconds, report = sync()
+        results["sync_no_change"] = {"seconds": round(seconds, 2), "embedded": report.embedded}
+        editor = wiki.editor()
+        editor.edit("Parish 4242", page_wikitext(random.Random(2), 9999) + "\nA new sentence.")
+        time.sleep(1.5)
+        fake.encoded.clear()
+        seconds, report = sync()
+        results["sync_after_one_edit"] = {"seconds": round(seconds, 2),
+                                          "embedded": report.embedded,
+                                          "sentences_embedded": len(fake.encoded)}  # fmt: skip
+        editor.delete("Parish 4243")
+        time.sleep(1.5)
+        seconds, report = sync()
+        results["sync_after_one_delete"] = {"seconds": round(seconds, 2),
+                                            "removed": report.removed}  # fmt: skip
+        editor.close()
+    return results
+
+
 def bench_parse_stream(pages: int, tmp: Path) -> dict:
     """Read and convert a dump of `pages` pages, no model: memory after 100, 1k, 10k pages."""
     rng = random.Random(5)
@@ -415,6 +467,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternated runs of each")
     parser.add_argument("--fake-stream-pages", type=int, default=10_000, help="fake-model pages")
     parser.add_argument("--stages-only", action="store_true", help="stop before the live wiki")
+    parser.add_argument("--sync-pages", type=int, default=10_000, help="fake-model live wiki")
     args = parser.parse_args()
     results = {"cpu_cores": os.cpu_count()}
     results["load_average_at_start"] = os.getloadavg()[0]
@@ -434,6 +487,9 @@ def main() -> None:
             save()
         if args.fake_stream_pages:
             results["fake_stream"] = bench_fake_stream(args.fake_stream_pages, Path(tmp))
+            save()
+        if args.sync_pages:
+            results["sync_at_scale"] = bench_sync_at_scale(args.sync_pages, Path(tmp) / "scale")
             save()
         if args.stages_only:
             return
