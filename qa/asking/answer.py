@@ -97,7 +97,10 @@ def choose(
     short = pick(usable, (scored[0][1], scored[0][2]))
     if short is not None:
         chosen = [(short.rank, short.sentence)]
-    elif expected.kind in ("explanation", "statement"):
+    elif expected.kind == "statement":  # "What did Kaidanow say?": her statement goes on
+        rank, n = scored[0][1], scored[0][2]
+        chosen = [(rank, m) for m in range(n, min(n + EXPLAIN_MAX, len(chunks[rank].sentences)))]
+    elif expected.kind == "explanation":
         chosen = _explanation(scored, terms_of, weights)
     else:
         chosen = [(scored[0][1], scored[0][2])]
@@ -188,15 +191,17 @@ def _explanation(
     terms_of: dict[tuple[int, int], set[str]],
     weights: dict[str, float],
 ) -> list[tuple[int, int]]:
-    """Up to three sentences that each add support: close to the best, sharing question terms,
-    and not repeating a sentence already taken. In passage order, then text order."""
+    """Up to three sentences that each add support: close to the best, sharing question terms
+    or going on from a sentence already taken (the rest of a statement: "Buying Patriots, she
+    said, ..."), and not repeating one. In passage order, then text order."""
     best = scored[0][0]
     chosen = [(scored[0][1], scored[0][2])]
     for score, rank, n in scored[1:]:
-        if len(chosen) >= EXPLAIN_MAX or score < best - EXPLAIN_MARGIN:
+        if len(chosen) >= EXPLAIN_MAX or score < best - 2 * EXPLAIN_MARGIN:
             break
         terms = terms_of[(rank, n)]
-        if not terms & weights.keys():
+        follows = (rank, n - 1) in chosen
+        if not follows and (score < best - EXPLAIN_MARGIN or not terms & weights.keys()):
             continue
         if any(_jaccard(terms, terms_of[c]) > REPEAT for c in chosen):
             continue
