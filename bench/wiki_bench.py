@@ -188,7 +188,7 @@ def bench_sync_at_scale(pages: int, tmp: Path) -> dict:
     results: dict = {"pages": pages}
     with mediawiki(tmp / "wiki", private=False) as wiki:
         began = time.perf_counter()
-        wiki.maintenance("importDump.php", "--no-updates", str(generated))
+        wiki.maintenance("importDump.php", "--no-updates", str(generated), timeout=3600)
         results["import_seconds"] = round(time.perf_counter() - began, 1)
         kb = tmp / "kb"
 
@@ -328,7 +328,7 @@ def bench_dump_and_sync(pages: int, tmp: Path) -> dict:
     results: dict = {"pages": pages}
     with mediawiki(tmp / "wiki", private=False) as wiki:
         began = time.perf_counter()
-        wiki.maintenance("importDump.php", "--no-updates", str(generated))
+        wiki.maintenance("importDump.php", "--no-updates", str(generated), timeout=3600)
         results["import_seconds"] = round(time.perf_counter() - began, 1)
         dump = tmp / "wiki.xml"
         dump.write_text(wiki.maintenance("dumpBackup.php", "--current", "--quiet"))

@@ -32,14 +32,16 @@ class Wiki:
     bot_user: str = "Admin@qa"
     bot_password: str = BOT_PASSWORD
 
-    def maintenance(self, script: str, *args: str, stdin: str | None = None) -> str:
+    def maintenance(
+        self, script: str, *args: str, stdin: str | None = None, timeout: float = 120
+    ) -> str:
         done = subprocess.run(
             ["php", str(MEDIAWIKI / "maintenance" / script), *args],
             input=stdin,
             capture_output=True,
             text=True,
             env=self.env,
-            timeout=120,
+            timeout=timeout,
             check=False,
         )
         assert done.returncode == 0, f"{script} failed: {done.stdout}\n{done.stderr}"
