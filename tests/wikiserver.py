@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -148,6 +149,9 @@ def mediawiki(folder: Path, *, private: bool = True, extra: str = "") -> Iterato
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=folder,
+        # php -S forks its workers: a group of their own, so they end with it (a plain
+        # terminate() left the four workers running, orphaned, after every test run).
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -162,9 +166,24 @@ def mediawiki(folder: Path, *, private: bool = True, extra: str = "") -> Iterato
             time.sleep(0.2)
         yield wiki
     finally:
-        process.terminate()
+        _end_group(process)
+        log.close()
+
+
+def _end_group(process: subprocess.Popen) -> None:
+    """End php -S and every worker it forked (they share its process group)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
         try:
             process.wait(timeout=10)
+            break
         except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            continue
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the workers are not our children: wait for the group
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
