@@ -352,7 +352,7 @@ def _hostile_folder(root) -> tuple[dict[str, str], set[str]]:
     (docs / "new\nline.bin").write_bytes(b"x")
     os.symlink(b"/dev/zero", os.fsencode(docs / "zero.txt"))
     (docs / "passwd.txt").symlink_to("/etc/passwd")
-    (docs / "etc").symlink_to("/etc", target_is_directory=True)  # not walked, not warned
+    (docs / "etc").symlink_to("/etc", target_is_directory=True)  # not walked, warned
     (docs / "alias.txt").symlink_to("good.txt")
     with open(os.fsencode(docs) + b"/caf\xe9.txt", "w") as handle:
         handle.write("A file whose name is not UTF-8. It still holds words.")
@@ -374,6 +374,8 @@ def _hostile_folder(root) -> tuple[dict[str, str], set[str]]:
         "zero.txt": "symbolic link",
         "passwd.txt": "symbolic link",
         "alias.txt": "symbolic link",
+        "sub/loop": "symbolic link to a folder",
+        "etc": "symbolic link to a folder",
     }
     usable = {
         "good.txt", "nested.html", "scripted.html", "text.pdf", "bom.md", "caf\ufffd.txt",
@@ -435,12 +437,12 @@ def test_a_link_to_a_file_outside_the_folder_is_not_indexed(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="qa"):
         kb = KnowledgeBase.build([docs], tmp_path / "kb", embedder=FakeEmbedder())
     assert [d.id for d in kb.documents] == ["article.txt"]
-    assert [str(s) for s in kb.last_build.skipped] == [
-        f"skipped {docs}/passwd.txt: a symbolic link (not followed)"
+    expected = [
+        f"skipped {docs}/system: a symbolic link to a folder (not followed)",
+        f"skipped {docs}/passwd.txt: a symbolic link (not followed)",
     ]
-    assert [r.getMessage() for r in caplog.records if r.name == "qa"] == [
-        f"skipped {docs}/passwd.txt: a symbolic link (not followed)"
-    ]
+    assert [str(s) for s in kb.last_build.skipped] == expected
+    assert [r.getMessage() for r in caplog.records if r.name == "qa"] == expected
     for question in ("root:x:0:0:root:/root:/bin/bash", "What is in /etc/passwd?"):
         answer = kb.ask(question)
         assert not [p for p in answer.passages if "root:" in p.chunk.text or "passwd" in p.source]
