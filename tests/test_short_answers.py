@@ -254,3 +254,14 @@ def test_a_tiny_document_of_ones_own(tmp_path, real_embedder):
         assert answer.short_answer and answer.short_answer.text == "Thomas Avery", question
     when = kb.ask("When was the lighthouse built?")
     assert when.short_answer and when.short_answer.text == "1871"
+
+
+@pytest_slow
+@needs_model
+def test_a_definition_is_what_stands_beside_the_name(article_kb):
+    conkar = article_kb.ask("Who is Conkar?").short_answer
+    assert conkar and conkar.text.startswith("a member of the Turkish Parliament")
+    # Gulen is only mentioned ("... to extradite Fethullah Gulen, whom Ankara blamed ..."): the
+    # sentence answers, and no span of it is offered as what he is.
+    gulen = article_kb.ask("Who is Gulen?")
+    assert not gulen.abstained and "Gulen" in gulen.text and gulen.short_answer is None

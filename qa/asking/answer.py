@@ -94,6 +94,8 @@ def choose(
     )
     # A typed question is answered by a span of its type or not at all ("When...?": a date).
     usable = [(s, f) for s, f in found if f[_TYPED]] if expected.typed else found
+    if expected.kind == "definition":  # "Who is Conkar?": only what stands beside the name
+        usable = [(s, f) for s, f in found if f[_APPOSITIVE]]
     short = pick(usable, (scored[0][1], scored[0][2]))
     if short is not None:
         chosen = [(short.rank, short.sentence)]
@@ -184,6 +186,7 @@ def _text(hit: ScoredChunk, short: Short) -> str:
 
 _TYPED = SPAN_FEATURES.index("typed")
 _COVERAGE = SPAN_FEATURES.index("coverage")
+_APPOSITIVE = SPAN_FEATURES.index("appositive")
 
 
 def _explanation(
