@@ -265,3 +265,18 @@ def test_a_definition_is_what_stands_beside_the_name(article_kb):
     # sentence answers, and no span of it is offered as what he is.
     gulen = article_kb.ask("Who is Gulen?")
     assert not gulen.abstained and "Gulen" in gulen.text and gulen.short_answer is None
+
+
+def test_an_untyped_index_does_not_read_as_nothing_of_the_type(
+    tmp_path, fake_embedder, monkeypatch
+):
+    """Built without the entity model, "who" questions are not declined for want of names."""
+    from qa.knowledge import KnowledgeBase
+
+    monkeypatch.setattr(tagging, "tag", lambda texts, batch_size=64: [[] for _ in texts])
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(ARTICLE, docs / ARTICLE.name)
+    kb = KnowledgeBase.build([docs], tmp_path / "kb", embedder=fake_embedder)
+    signals = kb.ask("Whom did Ankara blame for the failed putsch?").signals
+    assert signals["typed_absent"] == 0.0

@@ -110,6 +110,9 @@ def choose(
     passage_terms = set(lexical.terms(top[0].chunk.chunk.text))
     answer_terms = set().union(*(terms_of[c] for c in chosen))
     cosine = max(chunks[r].sentence_cosines[s] for r, s in chosen)
+    # Type signals only where the index holds types: an untyped store (no entity model at
+    # build) must not read as "no span of the asked type anywhere".
+    typed = expected.typed and any(s.entities for hit in chunks for s in hit.sentences)
     evidence = Evidence(
         cosine=cosine,
         faint=max(0.0, FAINT - cosine),
@@ -120,9 +123,9 @@ def choose(
         kind_match=_kind_match(chunks, scored[:SPAN_SENTENCES], expected, found),
         span_near=short.near if short else 0.0,
         typed=1.0 if expected.typed else 0.0,
-        typed_absent=1.0 if expected.typed and not any(f[_TYPED] for _, f in found) else 0.0,
+        typed_absent=1.0 if typed and not any(f[_TYPED] for _, f in found) else 0.0,
         typed_support=max((f[_COVERAGE] for _, f in found if f[_TYPED]), default=0.0)
-        if expected.typed
+        if typed
         else sum(w for t, w in weights.items() if t in answer_terms) / total,
         names_missing=min(2.0, sum(1.0 for name in names(question) if _lacks(name, answer_terms))),
         negated=1.0 if _NEGATION.search(question) else 0.0,
