@@ -108,6 +108,7 @@ def stages(bench: Bench, documents: list[Any], embedder: Any, settings: Any) -> 
     chunk_s, (chunks, sentences, calls) = timed(lambda: chunk_all(documents, embedder, settings))
     distinct = list(dict.fromkeys(sentences))
     encode_s, _ = timed(lambda: encode(embedder, distinct, settings.batch_size))
+    tagging_s = tag_time(distinct)
     batch_s, updates = timed(lambda: embed_batch(batch, embedder, settings, None))
     info = store_info(embedder, settings)
     write_s = {}
@@ -126,7 +127,8 @@ def stages(bench: Bench, documents: list[Any], embedder: Any, settings: Any) -> 
     return {
         "chunking_s": chunk_s,
         "encode_s": encode_s,
-        "rest_s": max(0.0, batch_s - chunk_s - encode_s),
+        "tagging_s": tagging_s,
+        "rest_s": max(0.0, batch_s - chunk_s - encode_s - (tagging_s or 0.0)),
         "write_s": write_s,
         "tokenizer_calls": calls,
         "sentences": len(sentences),
@@ -134,6 +136,17 @@ def stages(bench: Bench, documents: list[Any], embedder: Any, settings: Any) -> 
         "sentence_tokens": sum(embedder.count_tokens(distinct)),
         "chunk_tokens": sum(embedder.count_tokens([c.text for c in chunks])),
     }
+
+
+def tag_time(sentences: list[str]) -> float | None:
+    """Seconds of the build's index-time typing of sentences (spaCy entities and noun phrases,
+    `qa.indexing.tagging.tag`), after one warm-up call; None where qa has no such step."""
+    try:
+        from qa.indexing.tagging import tag
+    except ImportError:
+        return None
+    tag(sentences[:8])  # loads the pipeline once, as the warmed-up build has
+    return timed(lambda: tag(sentences))[0]
 
 
 # ----- report -------------------------------------------------------------------------------
@@ -187,16 +200,20 @@ def render(data: dict[str, Any]) -> list[str]:
             ]
         )
     out += table(["", "seconds", "chunks/s", "ratio to raw"], rows)
-    shared = st["chunking_s"] + st["encode_s"] + st["rest_s"]
     rows = [
         ["chunking (pysbd sentences, tokenizer counts, packing)", st["chunking_s"]],
         ["embed the distinct sentences (the model)", st["encode_s"]],
-        ["rest of `embed_batch` (chunk means, lexical terms)", st["rest_s"]],
     ]
+    if st.get("tagging_s") is not None:
+        rows.append(["type the distinct sentences (spaCy entities, noun phrases)", st["tagging_s"]])
+        rows.append(["rest of `embed_batch` (chunk means, lexical terms)", st["rest_s"]])
+    else:  # runs before the typing step was timed on its own
+        rows.append(["rest of `embed_batch` (typing if any, chunk means, terms)", st["rest_s"]])
+    shared = sum(s for _, s in rows)
     out += [
         "",
         "Where the build's time goes (each step run alone on the same input through the public "
-        "functions the build calls: `chunk_document`, `encode`, `embed_batch`, then "
+        "functions the build calls: `chunk_document`, `encode`, `tagging.tag`, `embed_batch`, then "
         "`store.writer(info)` with every `DocumentUpdate`):",
         "",
     ]

@@ -193,7 +193,7 @@ def goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
             rows.append(
                 (
                     f"{STORE_NAMES[kind]}: ask {p} / one query embedding {p} (S-400 article)",
-                    f"{value:.2f}x",
+                    f"{value:.3f}x",
                     GOAL_TEXT[kind],
                     value <= GOALS[kind],
                 )

@@ -7,9 +7,10 @@ PostgreSQL (each size adds documents to the previous one, as a knowledge base gr
 stops before a size its build rate says would not fit in the time budget (`--pg-minutes`).
 
 At each size: `retrieve()` p50/p95 (hybrid, the store's own searches), `store.search_chunks`
-p50, how often the store's first hit is the exact nearest chunk (numpy brute force over the same
-vectors), the disk it takes and the time to build it. Single queries are timed in a rotating
-order with two same-run baselines: the exact numpy search and one query embedding.
+and `store.keyword_search` p50, how often the store's first hit is the exact nearest chunk
+(numpy brute force over the same vectors), the disk it takes and the time to build it. Single
+queries are timed in a rotating order with two same-run baselines: the exact numpy search and
+one query embedding.
 """
 
 from __future__ import annotations
@@ -194,6 +195,7 @@ def measure(
     steps = {
         "retrieve": lambda i: retrieve(store, queries[i], terms[i], candidates=candidates),
         "search": lambda i: store.search_chunks(queries[i], candidates, EVERYTHING),
+        "keyword": lambda i: store.keyword_search(terms[i], candidates, EVERYTHING),
         "exact": lambda i: exact(queries[i]),
         "encode": lambda i: embedder.encode([questions[i % len(questions)]]),
     }
