@@ -105,6 +105,46 @@ def test_examples_come_from_the_served_knowledge_base(kb, tmp_path_factory):
     assert hello["examples"] == ["How many days of holiday?"]
 
 
+# ----- the wiki page the widget sits on -------------------------------------------------------
+def _on_page(url: str, headers: dict[str, str], **body: Any) -> httpx.Response:
+    body = {"question": "When are salaries paid?", **body}
+    return httpx.post(f"{url}/widget/ask", json=body, headers=headers, timeout=30)
+
+
+def test_the_widget_keeps_to_its_page_within_the_readers_groups(signed):
+    on_salaries = _on_page(signed, HR, page="Salaries", scope="only").json()
+    assert "payroll" in on_salaries["html"]
+    on_holidays = _on_page(signed, HR, page="holidays", scope="only").json()  # titles: any case
+    assert "payroll" not in on_holidays["html"] and "Holidays" in on_holidays["html"]
+    # Naming a page the reader may not read gives nothing of it, in any scope.
+    for scope in ("only", "prefer", "namespace"):
+        staff = _on_page(signed, STAFF, page="Salaries", scope=scope).json()
+        assert "payroll" not in staff["html"] and "Salaries" not in staff["html"], scope
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"page": "Holidays", "scope": "everything"},
+        {"page": "x" * 2049},
+        {"page": 7},
+        {"page": ["Holidays"]},
+        {"page": "Holidays", "scope": None},
+    ],
+)
+def test_a_bad_page_or_scope_is_refused(signed, body):
+    reply = _on_page(signed, HR, **body)
+    assert reply.status_code == 422, reply.text
+    assert "payroll" not in reply.text
+
+
+def test_a_hostile_page_name_is_only_a_name(signed):
+    for page in ("<script>alert(1)</script>", "../../etc/passwd", "Salaries\u0000", " ", "%00"):
+        reply = _on_page(signed, STAFF, page=page, scope="only")
+        assert reply.status_code == 200, reply.text
+        assert "<script>alert" not in reply.text and "payroll" not in reply.text
+
+
 def test_docs_and_redoc_work_offline(kb, tmp_path_factory):
     with serve(kb, tmp_path_factory) as port:
         url = f"http://127.0.0.1:{port}"

@@ -279,3 +279,49 @@ def test_the_chat_pages_thumbs_are_kept_too(site, browser):
     assert [k.rating for k in kept] == [-1] and kept[0].question == QUESTION
     assert kept[0].passage_ids and kept[0].at
     page.context.close()
+
+
+PAGE_AWARE = """<!doctype html><html><head><meta charset="utf-8"><title>On a page</title>
+<script>window.mw = {{ config: {{ get: function (k) {{
+  return k === "wgPageName" ? {name} : null; }} }} }};</script></head><body>
+<div class="qa-widget" data-page="this" data-scope="{scope}"></div>
+<script src="{app}/widget.js" async></script></body></html>
+"""
+
+
+@pytest.mark.parametrize(("scope", "on_page"), [("only", True), ("only", False), ("prefer", False)])
+def test_a_widget_on_a_wiki_page_names_its_page(site, browser, scope, on_page):
+    """data-page="this" sends MediaWiki's page name: "only" keeps to that page (nothing from
+    a page the knowledge base does not hold), "prefer" falls back to every page."""
+    import json
+
+    title = site["kb"].documents[0].title if on_page else "Some other page"
+    name = json.dumps(title.replace(" ", "_"))
+    (site["folder"] / "onpage.html").write_text(
+        PAGE_AWARE.format(app=site["app"], name=name, scope=scope)
+    )
+    page = open_page(browser, site["wiki"] + "/onpage.html")
+    with page.expect_request(lambda r: r.url.endswith("/widget/ask")) as sent:
+        turn = ask(page, QUESTION)
+    body = json.loads(sent.value.post_data or "{}")
+    assert body["page"] == title.replace(" ", "_") and body["scope"] == scope
+    answered = "Russia proposed the S-400" in turn.inner_text()
+    assert answered is (on_page or scope == "prefer")
+    page.context.close()
+
+
+def test_citations_open_in_the_wikis_own_tab(site, browser):
+    """The frame points citation links at the wiki's tab (_top) when embedded."""
+    import json
+
+    link = '<div class="qa-reply"><a class="qa-link" href="https://wiki.test/P">P</a></div>'
+
+    def reply(route: Any) -> None:
+        body = {"question": QUESTION, "answer": "A", "html": link, "feedback": ""}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page = open_page(browser, site["wiki"] + "/host.html")
+    page.route("**/widget/ask", reply)
+    turn = ask(page, QUESTION)
+    assert turn.locator("a.qa-link").get_attribute("target") == "_top"
+    page.context.close()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from qa.serve.edge import CLIENT_HEADER, parse_networks
 from qa.serve.guards import AskGate
 from qa.serve.live import LiveKnowledgeBase
+from qa.serve.wikipage import WikiPage
 from qa.types import Answer, DocumentInfo
 
 MAX_GROUPS = 200  # groups kept from one header; a reader in more is cut to these
@@ -104,13 +105,18 @@ async def ask_async(
     reader: Reader,
     question: str,
     history: Sequence[dict[str, str]] | None,
+    page: WikiPage | None = None,
 ) -> Answer:
-    """`ask_as` for async routes: admitted on the event loop, answered on a worker thread."""
+    """`ask_as` for async routes: admitted on the event loop, answered on a worker thread.
+    With a `page` (a widget placed on a wiki page), that page is asked first or only."""
     import functools
 
     import anyio
 
     with gate.admit(reader.client, question):
         kb = live.current()
-        ask = functools.partial(kb.ask, question, history, **reader.access)
+        if page is None:
+            ask = functools.partial(kb.ask, question, history, **reader.access)
+        else:
+            ask = functools.partial(page.ask, kb, question, history, groups=reader.groups)
         return await anyio.to_thread.run_sync(ask)

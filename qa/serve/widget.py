@@ -3,7 +3,9 @@
     /widget.js         the loader: turns <div class="qa-widget"> placeholders into the chat
     /widget/           the chat page (also usable as a plain iframe, without the loader)
     /widget/hello      GET: ready? signed in? the reader's documents line and examples
-    /widget/ask        POST {"question", "history"}: the answer's HTML and a feedback token
+    /widget/ask        POST {"question", "history", "page", "scope"}: the answer's HTML and a
+                       feedback token; `page` (the wiki page the widget sits on, by URL or
+                       title) is preferred, or the only source, as `scope` says (wikipage.py)
     /widget/feedback   POST {"token", "rating", "comment"}: a reader's verdict, kept in the store
     /gradio.js, /embed the Gradio web component and compact page (kept for existing embeds)
 
@@ -18,10 +20,12 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Literal
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import Field
 
 from qa.errors import USER_ERRORS
 from qa.serve.examples import Examples
@@ -32,6 +36,7 @@ from qa.serve.readers import Reader, Readers, ask_async, visible
 from qa.serve.render import CSS, answer_html, documents_html
 from qa.serve.schema import AskRequest
 from qa.serve.theme import widget_variables
+from qa.serve.wikipage import MAX_PAGE_CHARS, WikiPage
 
 log = logging.getLogger("qa")
 STATIC = Path(__file__).parent / "static"
@@ -41,6 +46,13 @@ PAGE_POLICY = (
 )
 FEEDBACK_PER_MINUTE = 30  # verdicts one reader may give a minute; more get 429
 SIGN_IN = "sign in to the wiki to ask questions here"
+
+
+class WidgetAskRequest(AskRequest):
+    page: str | None = Field(
+        default=None, max_length=MAX_PAGE_CHARS, description="The wiki page: a URL or a title."
+    )
+    scope: Literal["prefer", "only", "namespace"] = "prefer"
 
 
 def _json(status: int, body: dict[str, object], **headers: str) -> JSONResponse:
@@ -117,13 +129,14 @@ def add_widget_routes(
         return _json(200, state, **fresh)
 
     @app.post("/widget/ask", include_in_schema=False)
-    async def widget_ask(body: AskRequest, request: Request) -> JSONResponse:
+    async def widget_ask(body: WidgetAskRequest, request: Request) -> JSONResponse:
         reader = reader_of(request)
         if reader is None:
             return _json(401, {"error": SIGN_IN, "sign_in": True})
         history = [turn.model_dump() for turn in body.history]
+        page = WikiPage(body.page, body.scope) if body.page and body.page.strip() else None
         try:
-            result = await ask_async(live, gate, reader, body.question, history)
+            result = await ask_async(live, gate, reader, body.question, history, page)
         except Refused as error:
             wait = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
             return _json(error.status, {"error": error.message}, **wait)
@@ -137,7 +150,7 @@ def add_widget_routes(
             {
                 "question": result.question,
                 "answer": result.text,
-                "html": answer_html(result),
+                "html": answer_html(result, link_target="_top"),
                 "feedback": desk.token(answered(result, reader.user)),
             },
         )

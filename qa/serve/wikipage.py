@@ -9,6 +9,7 @@ same namespace ("namespace"). The reader's access groups apply in every case.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -19,6 +20,9 @@ MAX_PAGE_CHARS = 2048
 
 
 class Asker(Protocol):
+    @property
+    def documents(self) -> list[DocumentInfo]: ...
+
     def ask(
         self,
         question: str,
@@ -84,3 +88,27 @@ def ask_on_page(
     if scope == "prefer" and answer.abstained:
         return kb.ask(question, history, groups=groups)
     return answer
+
+
+@dataclass(frozen=True)
+class WikiPage:
+    """The page a widget sits on (a URL or a title) and how to use it: one of SCOPES."""
+
+    page: str
+    scope: str = "prefer"
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"scope ({self.scope!r}) must be one of {', '.join(SCOPES)}")
+
+    def ask(
+        self,
+        kb: Asker,
+        question: str,
+        history: Sequence[dict[str, str]] | None = None,
+        *,
+        groups: Iterable[str] | None = None,
+    ) -> Answer:
+        return ask_on_page(
+            kb, kb.documents, question, history, page=self.page, scope=self.scope, groups=groups
+        )

@@ -12,6 +12,10 @@
   root.classList.add(hosted ? "qa-hosted" : "qa-alone");
   var signInUrl = /^https?:\/\//.test(params.get("signin") || "") ? params.get("signin") : "";
   var MAX_TURNS = 20;
+  // The wiki page the widget sits on (widget.js's data-page), preferred or the only source.
+  var page = (params.get("page") || "").slice(0, 2048);
+  var scope = ["prefer", "only", "namespace"].indexOf(params.get("scope")) >= 0 ?
+    params.get("scope") : "prefer";
   var state = { ready: false, signIn: false, history: [], waiting: null, busy: false, timer: 0 };
   var $ = function (id) { return document.getElementById(id); };
 
@@ -143,7 +147,9 @@
     state.busy = true;
     enable();
     item.answer.innerHTML = '<p class="qa-w-wait">Looking in the documents…</p>';
-    request("ask", { question: item.question, history: state.history }).then(function (r) {
+    var body = { question: item.question, history: state.history };
+    if (page) { body.page = page; body.scope = scope; }
+    request("ask", body).then(function (r) {
       state.busy = false;
       if (r.status === 200) return answered(item, r.data);
       if (r.status === 401) { item.turn.remove(); $("qa-question").value = item.question; return signIn(); }
@@ -165,6 +171,10 @@
 
   function answered(item, data) {
     item.answer.innerHTML = data.html;   // server-made, every text escaped (qa/serve/render.py)
+    // Citations open in the wiki's own tab when embedded; alone, in a new tab (keeps the chat).
+    Array.prototype.forEach.call(item.answer.querySelectorAll("a.qa-link"), function (a) {
+      a.target = hosted ? "_top" : "_blank";
+    });
     item.answer.appendChild(feedbackRow(data.feedback));
     state.history.push({ role: "user", content: data.question },
       { role: "assistant", content: data.answer });

@@ -3,6 +3,10 @@
  *   <script src="https://qa.example.org/widget.js" async></script>
  *   <div class="qa-widget" data-theme="light"></div>     (light | dark | auto)
  *
+ * Page-aware: data-page="this" (the page the widget is on: MediaWiki's page name, else the
+ * canonical link, else the address) or a page's title or URL; data-scope="prefer" (that page
+ * first, then the whole knowledge base), "only" (that page alone) or "namespace" (its namespace).
+ *
  * Placeholders added later (by the wiki, a gadget, a script) are found too; call
  * window.qaWidget.scan() to mount at once. The chat runs in an iframe of the app's own origin
  * that reports its height, so it never shows an inner scrollbar nor a blank band; after a reply
@@ -17,6 +21,19 @@
   var appOrigin = new URL(base).origin;
   var frames = [];                                   // {el, iframe}
   var THEMES = ["light", "dark", "auto"];
+  var SCOPES = ["prefer", "only", "namespace"];
+
+  // The page a placeholder names: "this" is the page around it, told the wiki's way if it can.
+  function pageOf(el) {
+    var page = (el.getAttribute("data-page") || "").trim();
+    if (page !== "this") return page.slice(0, 2048);
+    var mw = window.mw;
+    var name = mw && mw.config && typeof mw.config.get === "function" && mw.config.get("wgPageName");
+    if (typeof name === "string" && name) return name;
+    var canonical = document.querySelector("link[rel='canonical']");
+    if (canonical && canonical.href) return canonical.href;
+    return location.href.split("#")[0];
+  }
 
   function say(el, text) {
     el.textContent = "";
@@ -60,6 +77,12 @@
       theme: THEMES.indexOf(theme) >= 0 ? theme : "light",
       host: location.origin,
     });
+    var page = pageOf(el);
+    if (page) {
+      var scope = el.getAttribute("data-scope");
+      query.set("page", page);
+      query.set("scope", SCOPES.indexOf(scope) >= 0 ? scope : "prefer");
+    }
     var signin = el.getAttribute("data-signin-url");
     if (signin) query.set("signin", new URL(signin, location.href).href);
     var iframe = document.createElement("iframe");
