@@ -288,3 +288,67 @@ def test_feedback_is_kept_and_bounded(spec):
     assert len(open_store(spec).feedback()) == 2
     with pytest.raises(ValueError, match="rating"):
         Feedback("q", "a", (), 5)
+
+
+def test_postgres_bulk_loads_and_row_by_row_updates_agree(pg_schema_url, monkeypatch):
+    """A first build (search indexes built after the rows), a store grown a few documents at a
+    time (indexes kept up row by row) and one grown in a large run (indexes dropped, rebuilt
+    at its end) hold the same rows, statistics and indexes, and search alike."""
+    from qa.stores.postgres import writer
+    from qa.stores.postgres.schema import schema_of, with_schema
+
+    words = "lamp orbit payroll zebra cliff engine finance weather kerosene harbour".split()
+    many = [
+        doc(f"note{n:02d}.txt", f"Note {n} is about {words[n % 10]} and {words[n * 3 % 10]}. "
+            f"It was written in {1900 + n} near the {words[(n + 4) % 10]}.")
+        for n in range(40)
+    ]  # fmt: skip
+    urls = [pg_schema_url] + [
+        with_schema(pg_schema_url, f"{schema_of(pg_schema_url)}_{n}") for n in (1, 2)
+    ]
+    bulk, _ = build(urls[0], DOCS + many)
+    grown, _ = build(urls[1], DOCS)
+    for part in (many[:20], many[20:]):
+        grown, _ = build(urls[1], part, keep_missing=True)
+    build(urls[2], DOCS)
+    monkeypatch.setattr(writer, "BULK_MIN_CHUNKS", 10)
+    deferred, defer = [], writer.PostgresWriter.defer_indexes
+    monkeypatch.setattr(
+        writer.PostgresWriter, "defer_indexes", lambda w: (defer(w), deferred.append(w.deferred))
+    )
+    regrown, _ = build(urls[2], DOCS + many)
+    assert deferred == [True]
+    stores = [bulk, grown, regrown]
+    try:
+        embedder = FakeEmbedder()
+        terms = ["lamp", "orbit", "zebra", "note", "written", "payrol"]
+        first = None
+        for store in stores:
+            vector = embedder.encode(["zebra near the harbour"])[0]
+            found = (
+                store.counts(),
+                dict(store.search_chunks(vector, 200, EVERYTHING)),  # all of them
+                dict(store.search_sentences(vector, 200, EVERYTHING)),
+                dict(store.keyword_search(terms, 200, EVERYTHING)),
+                store.idf(terms),
+                {r.chunk.chunk.id: r.score for r in retrieve(store, vector, terms).ranked},
+            )
+            first = first or found
+            assert found[0] == first[0]
+            for a, b in zip(found[1:], first[1:], strict=True):
+                assert a == pytest.approx(b, rel=1e-6)
+            rows = store._query(
+                "SELECT count(*) FILTER (WHERE tsv = array_to_tsvector(ARRAY("
+                "SELECT jsonb_object_keys(tf)))), count(*) FROM qa_chunks"
+            )
+            assert rows[0][0] == rows[0][1] == found[0]["chunks"]
+            indexes = store._query(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = %s", (store.schema,)
+            )
+            assert {"qa_chunks_tsv", "qa_chunks_hnsw", "qa_sentences_hnsw"} <= {
+                r[0] for r in indexes
+            }
+    finally:
+        for store in stores[1:]:
+            store.drop()
+            store.close()

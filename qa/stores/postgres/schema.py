@@ -65,6 +65,11 @@ def redact(url: str) -> str:
 
 def ddl(schema: str, dim: int) -> list[str]:
     """Statements that create the store's tables and indexes (idempotent)."""
+    return [*tables(schema, dim), *search_indexes(schema).values()]
+
+
+def tables(schema: str, dim: int) -> list[str]:
+    """The tables, their keys and the b-tree indexes writes need (idempotent)."""
     s = schema
     return [
         f"CREATE SCHEMA IF NOT EXISTS {s}",
@@ -81,10 +86,6 @@ def ddl(schema: str, dim: int) -> list[str]:
             text text NOT NULL, groups text[] NOT NULL, embedding vector({dim}) NOT NULL,
             n_terms integer NOT NULL, tf jsonb NOT NULL, tsv tsvector NOT NULL)""",
         f"CREATE INDEX IF NOT EXISTS qa_chunks_doc ON {s}.qa_chunks (doc_id)",
-        f"CREATE INDEX IF NOT EXISTS qa_chunks_tsv ON {s}.qa_chunks USING gin (tsv)",
-        f"""CREATE INDEX IF NOT EXISTS qa_chunks_hnsw ON {s}.qa_chunks
-            USING hnsw (embedding vector_ip_ops)
-            WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})""",
         f"""CREATE TABLE IF NOT EXISTS {s}.qa_sentences (
             id text PRIMARY KEY,
             chunk_id text NOT NULL REFERENCES {s}.qa_chunks (id) ON DELETE CASCADE,
@@ -92,15 +93,30 @@ def ddl(schema: str, dim: int) -> list[str]:
             end_at integer NOT NULL, groups text[] NOT NULL, embedding vector({dim}) NOT NULL,
             entities jsonb NOT NULL DEFAULT '[]')""",
         f"CREATE INDEX IF NOT EXISTS qa_sentences_chunk ON {s}.qa_sentences (chunk_id, ordinal)",
-        f"""CREATE INDEX IF NOT EXISTS qa_sentences_hnsw ON {s}.qa_sentences
-            USING hnsw (embedding vector_ip_ops)
-            WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})""",
         f"CREATE TABLE IF NOT EXISTS {s}.qa_terms (term text PRIMARY KEY, df integer NOT NULL)",
         f"""CREATE TABLE IF NOT EXISTS {s}.qa_feedback (
             id bigserial PRIMARY KEY, record jsonb NOT NULL)""",
         f"""INSERT INTO {s}.qa_meta (key, value) VALUES ('stats', '{{"chunks": 0, "terms": 0}}')
             ON CONFLICT (key) DO NOTHING""",
     ]
+
+
+def search_indexes(schema: str) -> dict[str, str]:
+    """The indexes searches use (GIN over the lexemes, HNSW over both kinds of vectors), by
+    name: costly to keep up row by row, so a large load builds them after its rows."""
+    hnsw = (
+        f"hnsw (embedding vector_ip_ops) "
+        f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+    )
+    found = {
+        "qa_chunks_tsv": ("qa_chunks", "gin (tsv)"),
+        "qa_chunks_hnsw": ("qa_chunks", hnsw),
+        "qa_sentences_hnsw": ("qa_sentences", hnsw),
+    }
+    return {
+        name: f"CREATE INDEX IF NOT EXISTS {name} ON {schema}.{table} USING {method}"
+        for name, (table, method) in found.items()
+    }
 
 
 def drop(schema: str) -> str:
