@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# The web-app servers (api, strict, busy) that several test modules share.
+pytest_plugins = ["tests.webapi"]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
