@@ -58,26 +58,51 @@ class DocumentError(ValueError):
 
 def load_documents(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Document], list[Skipped]]:
     """Read every supported file under `paths`; unusable files are skipped with a reason."""
-    documents: list[Document] = []
     skipped: list[Skipped] = []
-    seen_ids: set[str] = set()
-    for file, doc_id in _walk(paths, skipped):
+    seen: set[str] = set()
+    # The id is the path relative to what was indexed, and so is what readers are shown:
+    # never the server's absolute path.
+    documents = []
+    for read in read_files(paths, skipped):
+        doc_id = unique_id(read.relative, seen)
+        documents.append(Document(id=doc_id, title=read.title, source=doc_id, text=read.text))
+    return documents, skipped
+
+
+@dataclass(frozen=True)
+class ReadFile:
+    path: Path
+    relative: str  # the path relative to what was indexed
+    title: str
+    text: str
+
+
+def read_files(
+    paths: Iterable[str | os.PathLike[str]], skipped: list[Skipped]
+) -> Iterator[ReadFile]:
+    """Every supported file under `paths`, read; an unusable one goes to `skipped` instead."""
+    for file, relative in _walk(paths, skipped):
         try:
             title, text = read_file(file)
         except DocumentError as error:
-            skipped.append(Skipped(path_text(file), str(error)))
-            log.warning("%s", skipped[-1])
+            skip(skipped, file, str(error))
             continue
-        unique_id = doc_id
-        n = 2
-        while unique_id in seen_ids:
-            unique_id = f"{doc_id}#{n}"
-            n += 1
-        seen_ids.add(unique_id)
-        # The id is the path relative to what was indexed, and so is what readers are shown:
-        # never the server's absolute path.
-        documents.append(Document(id=unique_id, title=title, source=unique_id, text=text))
-    return documents, skipped
+        yield ReadFile(file, relative, title, text)
+
+
+def skip(skipped: list[Skipped], file: Path, reason: str) -> None:
+    """Note a file left out, with its reason, in the report and the log (one line)."""
+    skipped.append(Skipped(path_text(file), reason))
+    log.warning("%s", skipped[-1])
+
+
+def unique_id(relative: str, seen: set[str]) -> str:
+    """`relative`, or `relative#2`, `#3`... when two roots hold the same relative path."""
+    doc_id, n = relative, 2
+    while doc_id in seen:
+        doc_id, n = f"{relative}#{n}", n + 1
+    seen.add(doc_id)
+    return doc_id
 
 
 def _walk(

@@ -22,14 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
-from qa.indexing.documents import (
-    HTML_SUFFIXES,
-    DocumentError,
-    Skipped,
-    _walk,
-    path_text,
-    read_file,
-)
+from qa.indexing.documents import HTML_SUFFIXES, Skipped, path_text, read_files, skip, unique_id
 from qa.indexing.sources.access import AccessMap
 from qa.indexing.sources.mediawiki import SourceError, checked_url
 from qa.types import Document
@@ -88,13 +81,8 @@ def file_documents(
     documents: list[Document] = []
     skipped: list[Skipped] = []
     seen: set[str] = set()
-    for file, relative in _walk(paths, skipped):
-        try:
-            title, text = read_file(file)
-        except DocumentError as error:
-            skipped.append(Skipped(path_text(file), str(error)))
-            log.warning("%s", skipped[-1])
-            continue
+    for read in read_files(paths, skipped):
+        file, relative, title, text = read.path, read.relative, read.title, read.text
         url = None
         suffix = file.suffix.lower()
         if suffix in (".md", ".markdown"):
@@ -108,13 +96,9 @@ def file_documents(
         if url is None and base_url is not None:
             url = base_url + quote(_url_path(relative, strip_suffix), safe="/:@!$&'()*+,;=-._~")
         if not text.strip():
-            skipped.append(Skipped(path_text(file), "no text after its front matter"))
-            log.warning("%s", skipped[-1])
+            skip(skipped, file, "no text after its front matter")
             continue
-        doc_id, n = relative, 2
-        while doc_id in seen:
-            doc_id, n = f"{relative}#{n}", n + 1
-        seen.add(doc_id)
+        doc_id = unique_id(relative, seen)
         documents.append(
             Document(
                 id=doc_id,
