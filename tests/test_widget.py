@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import time
 from typing import Any
 
 import httpx
@@ -211,9 +213,11 @@ def test_feedback_abuse_is_harmless(signed, kb):
     # A flood from one reader is cut at 30 a minute, whatever the answers.
     flooder = {"X-QA-User": "mallory", "X-QA-Groups": ""}
     tokens = [_answer(signed, flooder)["feedback"] for _ in range(36)]
+    began = time.monotonic()
     replies = [_feedback(signed, {"token": t, "rating": -1}, flooder) for t in tokens]
+    refilled = math.ceil((time.monotonic() - began) * 30 / 60)  # the bucket refills as it goes
     codes = [r.status_code for r in replies]
-    assert 30 <= codes.count(200) <= 32 and codes[-1] == 429  # (the bucket refills as it goes)
+    assert 30 <= codes.count(200) <= 30 + refilled and codes[-1] == 429
 
 
 def test_feedback_export_writes_csv_and_json(signed, kb, tmp_path):

@@ -11,12 +11,16 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from qa.serve.edge import CLIENT_HEADER, parse_networks
 from qa.serve.guards import AskGate
 from qa.serve.live import LiveKnowledgeBase
 from qa.serve.wikipage import WikiPage
 from qa.types import Answer, DocumentInfo
+
+if TYPE_CHECKING:
+    from qa.knowledge import KnowledgeBase
 
 MAX_GROUPS = 200  # groups kept from one header; a reader in more is cut to these
 
@@ -93,10 +97,12 @@ def ask_as(
     reader: Reader,
     question: str,
     history: Sequence[dict[str, str]] | None,
+    page: WikiPage | None = None,
 ) -> Answer:
-    """Every way of asking ends here: the gate's limits, then the reader's documents only."""
+    """Every way of asking ends here: the gate's limits, then the reader's documents only.
+    With a `page` (a widget placed on a wiki page), that page is asked first or only."""
     with gate.admit(reader.client, question):
-        return live.current().ask(question, history, **reader.access)
+        return _ask(live.current(), reader, question, history, page)
 
 
 async def ask_async(
@@ -107,16 +113,21 @@ async def ask_async(
     history: Sequence[dict[str, str]] | None,
     page: WikiPage | None = None,
 ) -> Answer:
-    """`ask_as` for async routes: admitted on the event loop, answered on a worker thread.
-    With a `page` (a widget placed on a wiki page), that page is asked first or only."""
-    import functools
-
+    """`ask_as` for async routes: admitted on the event loop, answered on a worker thread."""
     import anyio
 
     with gate.admit(reader.client, question):
         kb = live.current()
-        if page is None:
-            ask = functools.partial(kb.ask, question, history, **reader.access)
-        else:
-            ask = functools.partial(page.ask, kb, question, history, groups=reader.groups)
-        return await anyio.to_thread.run_sync(ask)
+        return await anyio.to_thread.run_sync(_ask, kb, reader, question, history, page)
+
+
+def _ask(
+    kb: KnowledgeBase,
+    reader: Reader,
+    question: str,
+    history: Sequence[dict[str, str]] | None,
+    page: WikiPage | None,
+) -> Answer:
+    if page is None:
+        return kb.ask(question, history, **reader.access)
+    return page.ask(kb, question, history, groups=reader.groups)
