@@ -1,16 +1,24 @@
 """Writing the embedded store: the previous state plus upserts minus deletes, saved atomically.
 
-Every commit writes a whole new set of content-named files and then the manifest. Unchanged
-documents keep their vectors (read back from the previous FAISS index, never re-embedded);
-deleted ones simply are not written, so a removed document is gone from exact and HNSW indexes
-alike once the manifest moves (the HNSW graph is rebuilt from the kept vectors).
+Upserts are spilled to the writer's staging folder as they come (qa/stores/embedded/spill.py),
+so a build of any size holds one batch at a time. The commit then writes, as content-named
+files, either
+
+- a delta: a small segment of the new and changed documents, the previous files kept as they
+  are and the documents it replaces or deletes listed as dead (filtered out of every search:
+  an HNSW graph cannot delete, and need not be rebuilt for a few pages); or
+- a compaction: one new base segment of every live document (vectors copied, never
+  re-embedded), once dead rows and deltas pass COMPACT_SHARE of all chunk rows, so a commit
+  costs what it changes, plus rewrites paid for by at least that share of the store changing;
+
+and then the manifest, renamed into place last: the commit point. A crash before it leaves the
+previous manifest and every file it names untouched.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -19,19 +27,24 @@ from typing import Any
 
 import numpy as np
 
-from qa import lexical
 from qa.stores.base import DocumentUpdate, StoreInfo
-from qa.stores.embedded import files, vectors
+from qa.stores.embedded import files, segment
 from qa.stores.embedded.manifest import MANIFEST, Manifest, library_versions
 from qa.stores.embedded.snapshot import Snapshot
+from qa.stores.embedded.spill import Spill
+
+# A full rewrite once dead rows plus delta rows pass this share of the chunk rows.
+COMPACT_SHARE = 0.2
+# Deltas kept before they are merged into one (each is read, and searched, on its own).
+MAX_DELTAS = 8
 
 
 class EmbeddedWriter:
-    """Collects changes; `commit()` writes them all or, if it dies, nothing."""
+    """Collects changes (upserts spilled to disk); `commit()` writes them all or nothing."""
 
-    def __init__(self, base: Snapshot | None) -> None:
+    def __init__(self, folder: Path, base: Snapshot | None, dim: int) -> None:
         self.base = base
-        self.upserts: dict[str, DocumentUpdate] = {}
+        self.spill = Spill(folder, dim)
         self.deletes: set[str] = set()
         self.state: dict[str, Any] = {}
 
@@ -40,30 +53,35 @@ class EmbeddedWriter:
 
     def upsert(self, update: DocumentUpdate) -> None:
         self.deletes.discard(update.document.id)
-        self.upserts[update.document.id] = update
+        self.spill.add(update, datetime.now(UTC).isoformat(timespec="seconds"))
 
     def delete(self, doc_id: str) -> None:
-        self.upserts.pop(doc_id, None)
+        self.spill.drop(doc_id)
         self.deletes.add(doc_id)
 
 
 @contextmanager
 def writing(
     folder: Path,
-    base: Snapshot | None,
+    base_of: Callable[[], Snapshot | None],
     info: StoreInfo,
     sources: Sequence[str],
     approximate_above: int,
     progress: bool,
 ) -> Iterator[EmbeddedWriter]:
+    """The write lock, then the committed state (read under it), then the writer."""
     with files.write_lock(folder):
-        writer = EmbeddedWriter(base)
-        yield writer
-        changed = writer.upserts or writer.deletes or writer.state
-        if changed or base is None or base.manifest.sources != sources:
-            save(folder, writer, info, tuple(sources), approximate_above, progress)
-        else:  # nothing to write, but a build killed after its commit may have left garbage
-            files.collect_garbage(folder, {e["name"] for e in base.manifest.files.values()})
+        base = base_of()
+        writer = EmbeddedWriter(folder, base, info.dim)
+        try:
+            yield writer
+            changed = writer.spill.ids or writer.deletes or writer.state
+            if changed or base is None or base.manifest.sources != tuple(sources):
+                save(folder, writer, info, tuple(sources), approximate_above, progress)
+            else:  # nothing to write, but a build killed after its commit may have left garbage
+                files.collect_garbage(folder, base.manifest.names())
+        finally:
+            writer.spill.close()
 
 
 def save(
@@ -75,128 +93,118 @@ def save(
     progress: bool,
 ) -> Manifest:
     """Write the new state into `folder` (the caller holds the write lock); return its manifest."""
-    import bm25s
+    base, spill = writer.base, writer.spill
+    hashes: dict[str, str] = dict(base.manifest.documents) if base is not None else {}
+    gone = {d for d in (writer.deletes | set(spill.ids)) if base is not None and d in base.doc_row}
+    for doc_id in writer.deletes:
+        hashes.pop(doc_id, None)
+    hashes.update(spill.hashes())
 
-    base = writer.base
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    doc_lines: list[str] = []
-    hashes: dict[str, str] = {}
-    chunk_rows: list[tuple[int, int, int, int]] = []
-    sentence_rows: list[tuple[int, int, int, int]] = []
-    entity_rows: list[tuple[int, int, int, str]] = []  # sentence row, start, end, label
-    chunk_parts: list[np.ndarray] = []
-    sentence_parts: list[np.ndarray] = []
-    terms: list[list[str]] = []
+    def write(entries: Sequence[tuple[str, Snapshot | None]]) -> segment.Written:
+        ids = [d for d, _ in entries]
+        chunks = sum(spill.chunks(d) if s is None else len(s.chunk_rows_of(s.doc_row[d]))
+                     for d, s in entries)  # fmt: skip
+        sentences = sum(spill.sentences(d) if s is None else _sentences(s, d) for d, s in entries)
+        return segment.write(
+            folder,
+            (spill.entry(d) if s is None else _copied(s, s.doc_row[d]) for d, s in entries),
+            dim=info.dim,
+            chunks=chunks,
+            sentences=sentences,
+            approximate_above=approximate_above,
+            progress=progress and len(ids) > 0,
+        )
 
-    kept: list[int] = []
-    if base is not None:
-        kept = [
-            n
-            for n, d in enumerate(base.documents)
-            if d.id not in writer.deletes and d.id not in writer.upserts
-        ]
-    kept_ids = {base.documents[n].id for n in kept} if base is not None else set()
-    ids = sorted(kept_ids | set(writer.upserts))
-    base_chunks = vectors.all_vectors(base.chunk_index) if base and kept else None
-    base_sentences = vectors.all_vectors(base.sentence_index) if base and kept else None
-    for d, doc_id in enumerate(ids):
-        update = writer.upserts.get(doc_id)
-        if update is not None:
-            doc = update.document
-            record = {
-                "id": doc.id,
-                "title": doc.title,
-                "source": doc.source,
-                "url": doc.url,
-                "revision": doc.revision,
-                "groups": list(doc.groups),
-                "sections": [list(section) for section in doc.sections],
-                "sha256": update.sha256,
-                "indexed_at": now,
-                "text": doc.text,
-            }
-            first_chunk = len(chunk_rows)
-            position = {chunk.id: n for n, chunk in enumerate(update.chunks)}
-            for n, chunk in enumerate(update.chunks):
-                chunk_rows.append((d, n, chunk.start, chunk.end))
-            ordinal: dict[str, int] = {}
-            for s in update.sentences:
-                o = ordinal.get(s.chunk_id, 0)
-                ordinal[s.chunk_id] = o + 1
-                entity_rows.extend((len(sentence_rows), a, b, label) for a, b, label in s.entities)
-                sentence_rows.append((first_chunk + position[s.chunk_id], o, s.start, s.end))
-            chunk_parts.append(update.chunk_vectors)
-            sentence_parts.append(update.sentence_vectors)
-            terms.extend(list(t) for t in update.terms)
+    new = sorted(spill.ids)
+    deltas: tuple[dict[str, dict[str, Any]], ...] = ()
+    dead: set[int] = set()
+    if base is None or _compact(base, gone, spill):
+        kept = sorted(set(base.doc_row) - gone) if base is not None else []
+        entries = sorted([*((d, base) for d in kept), *((d, None) for d in new)])
+        base_files = write(entries).files
+    else:
+        base_files = base.manifest.files
+        dead = set(base.manifest.dead) | {base.doc_row[d] for d in gone}
+        if len(base.manifest.deltas) >= MAX_DELTAS:  # merge the deltas (and the new documents)
+            in_deltas = [d for d, row in base.doc_row.items() if row >= base.base_documents]
+            kept = sorted(set(in_deltas) - gone)
+            entries = sorted([*((d, base) for d in kept), *((d, None) for d in new)])
+            deltas = (write(entries).files,) if entries else ()
+            dead = {row for row in dead if row < base.base_documents}
         else:
-            assert base is not None and base_chunks is not None and base_sentences is not None
-            row = base.doc_row[doc_id]
-            info_ = base.documents[row]
-            record = {**asdict(info_), "groups": list(info_.groups), "text": base.texts[row]}
-            c_rows = np.flatnonzero(base.chunk_doc == row)
-            first_chunk = len(chunk_rows)
-            for n, row_ in enumerate(c_rows.tolist()):
-                old = base.chunks[row_]
-                chunk_rows.append((d, n, old.start, old.end))
-                terms.append(lexical.terms(old.text))
-                a, b = int(base.first_sentence[row_]), int(base.first_sentence[row_ + 1])
-                for o, s in enumerate(base.sentences[a:b]):
-                    entity_rows.extend((len(sentence_rows), *e) for e in s.entities)
-                    sentence_rows.append((first_chunk + n, o, s.start, s.end))
-                sentence_parts.append(base_sentences[a:b])
-            chunk_parts.append(base_chunks[c_rows])
-        hashes[doc_id] = str(record["sha256"])
-        doc_lines.append(json.dumps(record, ensure_ascii=False) + "\n")
-
-    dim = info.dim
-    chunk_vectors = np.concatenate(chunk_parts) if chunk_parts else np.zeros((0, dim), np.float32)
-    sentence_vectors = (
-        np.concatenate(sentence_parts) if sentence_parts else np.zeros((0, dim), np.float32)
+            deltas = base.manifest.deltas
+            if new:
+                deltas = (*deltas, write([(d, None) for d in new]).files)
+    alive_chunks = (
+        0
+        if base is None
+        else int(base.alive_chunk.sum())
+        - sum(len(base.chunk_rows_of(base.doc_row[d])) for d in gone)
     )
-    written: dict[str, dict[str, Any]] = {}
-    written["documents"] = files.write_file(
-        folder, "documents", ".jsonl", "".join(doc_lines).encode()
+    alive_sentences = (
+        0
+        if base is None
+        else int(base.alive_chunk[base.sentence_chunk].sum())
+        - sum(_sentences(base, d) for d in gone)
     )
-    written["chunks"] = files.write_file(
-        folder, "chunks", ".npy", files.npy(np.array(chunk_rows, dtype=np.int64).reshape(-1, 4))
-    )
-    written["sentences"] = files.write_file(
-        folder,
-        "sentences",
-        ".npy",
-        files.npy(np.array(sentence_rows, dtype=np.int64).reshape(-1, 4)),
-    )
-    written["entities"] = files.write_file(
-        folder, "entities", ".json", json.dumps(entity_rows, ensure_ascii=False).encode()
-    )
-    chunk_index = vectors.build_faiss(chunk_vectors, approximate_above, progress=progress)
-    sentence_index = vectors.build_faiss(sentence_vectors, approximate_above, progress=progress)
-    written["chunk_vectors"] = files.write_file(
-        folder, "chunk-vectors", ".faiss", vectors.serialize(chunk_index)
-    )
-    written["sentence_vectors"] = files.write_file(
-        folder, "sentence-vectors", ".faiss", vectors.serialize(sentence_index)
-    )
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import
-    bm25 = bm25s.BM25()
-    # bm25s drops documents with no terms from its vocabulary but keeps their rows.
-    bm25.index([t or ["\x00"] for t in terms] or [["\x00"]], show_progress=False)
-    written["bm25"] = files.write_bm25(folder, bm25)
     manifest = Manifest(
         info=info,
-        files=written,
-        documents=hashes,
+        files=base_files,
+        documents=dict(sorted(hashes.items())),
         counts={
-            "documents": len(ids),
-            "chunks": len(chunk_rows),
-            "sentences": len(sentence_rows),
+            "documents": len(hashes),
+            "chunks": alive_chunks + sum(spill.chunks(d) for d in new),
+            "sentences": alive_sentences + sum(spill.sentences(d) for d in new),
         },
         sources=sources,
-        faiss={"chunks": vectors.kind(chunk_index), "sentences": vectors.kind(sentence_index)},
+        faiss={},
         libraries=library_versions(),
-        created=now,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         state={**(base.manifest.state if base is not None else {}), **writer.state},
+        deltas=deltas,
+        dead=tuple(sorted(dead)),
     )
     files.commit_json(folder, MANIFEST, manifest.to_json())
-    files.collect_garbage(folder, {entry["name"] for entry in written.values()})
+    files.collect_garbage(folder, manifest.names())
     return manifest
+
+
+def _compact(base: Snapshot, gone: set[str], spill: Spill) -> bool:
+    """Whether this commit rewrites everything: dead and delta rows pass COMPACT_SHARE."""
+    total = len(base.chunks) + spill.total_chunks()
+    if not total:
+        return True
+    newly_dead = sum(len(base.chunk_rows_of(base.doc_row[d])) for d in gone)
+    dead = int((~base.alive_chunk).sum()) + newly_dead
+    in_deltas = len(base.chunks) - int(np.count_nonzero(base.chunk_doc < base.base_documents))
+    return dead + in_deltas + spill.total_chunks() > COMPACT_SHARE * total
+
+
+def _sentences(snap: Snapshot, doc_id: str) -> int:
+    rows = snap.chunk_rows_of(snap.doc_row[doc_id])
+    if not len(rows):
+        return 0
+    return int(snap.first_sentence[rows.stop] - snap.first_sentence[rows.start])
+
+
+def _copied(snap: Snapshot, row: int) -> segment.Entry:
+    """A live document of a segment, to write into a new one (nothing is re-embedded)."""
+    info = snap.documents[row]
+    record = {**asdict(info), "groups": list(info.groups), "text": snap.texts[row]}
+    rows = snap.chunk_rows_of(row)
+    chunks = [(snap.chunks[r].start, snap.chunks[r].end) for r in rows]
+    sentences = []
+    for n, r in enumerate(rows):
+        a, b = int(snap.first_sentence[r]), int(snap.first_sentence[r + 1])
+        sentences += [(n, s.start, s.end, s.entities) for s in snap.sentences[a:b]]
+    first = int(snap.first_sentence[rows.start]) if len(rows) else 0
+    chunk_ids = np.arange(rows.start, rows.stop, dtype=np.int64)
+    sentence_ids = np.arange(first, first + len(sentences), dtype=np.int64)
+    return segment.Entry(
+        record=record,
+        chunks=chunks,
+        sentences=sentences,
+        terms=[snap.lexicon.chunk_terms(r) for r in rows],
+        chunk_vectors=snap.chunk_vectors.rows(chunk_ids),
+        sentence_vectors=snap.sentence_vectors.rows(sentence_ids),
+    )

@@ -16,7 +16,7 @@ import os
 import secrets
 import shutil
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +88,58 @@ def write_file(folder: Path, role: str, suffix: str, data: bytes) -> dict[str, A
     return {"name": name, "sha256": digest, "bytes": len(data)}
 
 
-def write_bm25(folder: Path, bm25: Any) -> dict[str, Any]:
-    """Save a bm25s index as a content-named folder of parts; its entry."""
+class Streamed:
+    """A data file written piece by piece (never whole in memory), named by its hash at the end."""
+
+    def __init__(self, folder: Path, role: str, suffix: str) -> None:
+        self.folder, self.role, self.suffix = folder, role, suffix
+        self.tmp = tmp_name(folder)
+        self.handle = self.tmp.open("xb")
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+
+    def close(self) -> dict[str, Any]:
+        """Finish the file: fsync, then rename it to its content name; its entry."""
+        self.handle.flush()
+        crash_point(f"writing-{self.role}")
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        return _settle(self.folder, self.tmp, self.role, self.suffix, self.digest.hexdigest())
+
+    def discard(self) -> None:
+        self.handle.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def write_path(folder: Path, role: str, suffix: str, tmp: Path) -> dict[str, Any]:
+    """Name a file a library wrote at `tmp` (e.g. faiss.write_index) by its hash; its entry."""
+    fsync(tmp)
+    crash_point(f"writing-{role}")
+    return _settle(folder, tmp, role, suffix, _file_sha256(tmp))
+
+
+def _settle(folder: Path, tmp: Path, role: str, suffix: str, digest: str) -> dict[str, Any]:
+    size = tmp.stat().st_size
+    name = f"{role}-{digest[:16]}{suffix}"
+    final = folder / name
+    if _holds(final, size, digest):
+        tmp.unlink()
+    else:
+        os.replace(tmp, final)
+    crash_point(f"wrote-{role}")
+    return {"name": name, "sha256": digest, "bytes": size}
+
+
+def write_parts(folder: Path, save: Callable[[Path], None]) -> dict[str, Any]:
+    """Save the BM25 parts as a content-named folder of files; its entry."""
     tmp = tmp_name(folder)
     tmp.mkdir()
-    bm25.save(str(tmp))
+    save(tmp)
     parts = {}
     for file in sorted(tmp.iterdir()):
         fsync(file)

@@ -18,6 +18,9 @@ from qa.stores.embedded.files import DATA_PREFIXES
 
 FORMAT = "qa-index"
 MANIFEST = "manifest.json"
+# The embedded store's own file layout, beside the format version both stores share.
+# 2: segments (a base and the deltas of later commits), dead documents, BM25 as term counts.
+LAYOUT = 2
 # The data files a manifest names, by role.
 ROLES = (
     "documents",
@@ -41,11 +44,23 @@ class Manifest:
     libraries: dict[str, str] = field(default_factory=dict)
     created: str = ""
     state: dict[str, Any] = field(default_factory=dict)  # values writers keep (sync positions)
+    # Segments committed after the base (`files`), each with the same roles, in row order.
+    deltas: tuple[dict[str, dict[str, Any]], ...] = ()
+    dead: tuple[int, ...] = ()  # document rows (over base then deltas) replaced or deleted
+
+    @property
+    def segments(self) -> list[dict[str, dict[str, Any]]]:
+        return [self.files, *self.deltas]
+
+    def names(self) -> set[str]:
+        """Every data file (or bm25 folder) this manifest names."""
+        return {entry["name"] for segment in self.segments for entry in segment.values()}
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "format_version": self.info.format_version,
+            "layout": LAYOUT,
             "info": self.info.to_dict(),
             "documents": self.documents,
             "counts": self.counts,
@@ -55,6 +70,8 @@ class Manifest:
             "created": self.created or datetime.now(UTC).isoformat(timespec="seconds"),
             "state": self.state,
             "files": self.files,
+            "deltas": list(self.deltas),
+            "dead": list(self.dead),
         }
 
 
@@ -83,7 +100,20 @@ def read_manifest(folder: Path) -> Manifest:
             f"{folder} has index format version {found}, this qa reads version "
             f"{FORMAT_VERSION}; {rebuild_hint(folder, sources)}"
         )
+    if raw.get("layout") != LAYOUT:
+        raise StoreError(
+            f"{folder} has index file layout {raw.get('layout', 1)}, this qa reads layout "
+            f"{LAYOUT}; {rebuild_hint(folder, sources)}"
+        )
+    deltas = raw.get("deltas", [])
+    dead = raw.get("dead", [])
     problem = _file_list_problem(raw.get("files"))
+    if not isinstance(deltas, list) or not isinstance(dead, list):
+        problem = problem or "its 'deltas' or 'dead' is not a list"
+    else:
+        problem = problem or next(filter(None, map(_file_list_problem, deltas)), None)
+        if not all(isinstance(d, int) and d >= 0 for d in dead):
+            problem = problem or "its 'dead' is not a list of rows"
     if problem:
         raise StoreError(f"{path} is damaged ({problem}); {rebuild_hint(folder, sources)}")
     try:
@@ -97,6 +127,8 @@ def read_manifest(folder: Path) -> Manifest:
             libraries=dict(raw.get("libraries", {})),
             created=str(raw.get("created", "")),
             state=dict(raw.get("state") or {}),
+            deltas=tuple(deltas),
+            dead=tuple(dead),
         )
     except (StoreError, TypeError, ValueError) as error:
         raise StoreError(f"{path} is damaged ({error}); {rebuild_hint(folder, sources)}") from None

@@ -27,7 +27,7 @@ from qa.stores.base import (
     feedback_from,
     feedback_record,
 )
-from qa.stores.embedded import commit, vectors
+from qa.stores.embedded import commit
 from qa.stores.embedded.manifest import read_manifest, rebuild_hint
 from qa.stores.embedded.snapshot import Snapshot, load
 from qa.types import DocumentInfo, Feedback
@@ -103,7 +103,7 @@ class EmbeddedStore:
 
     # ----- reading -------------------------------------------------------------------------
     def documents(self) -> list[DocumentInfo]:
-        return list(self.snapshot.documents)
+        return sorted(self.snapshot.alive_documents(), key=lambda d: d.id)
 
     def document_info(self, doc_ids: Iterable[str]) -> dict[str, DocumentInfo]:
         snap = self.snapshot
@@ -112,9 +112,9 @@ class EmbeddedStore:
     def counts(self) -> dict[str, int]:
         snap = self.snapshot
         return {
-            "documents": len(snap.documents),
-            "chunks": len(snap.chunks),
-            "sentences": len(snap.sentences),
+            "documents": len(snap.doc_row),
+            "chunks": len(snap.chunk_row),
+            "sentences": int(snap.alive_chunk[snap.sentence_chunk].sum()),
         }
 
     def state(self, key: str) -> Any:
@@ -122,7 +122,7 @@ class EmbeddedStore:
 
     def search_chunks(self, vector: np.ndarray, k: int, where: Filter) -> list[tuple[str, float]]:
         snap = self.snapshot
-        scores, rows = vectors.search(snap.chunk_index, vector, k, self._allowed(snap, where))
+        scores, rows = snap.chunk_vectors.search(vector, k, self._allowed(snap, where))
         return [(snap.chunks[r].id, float(s)) for r, s in zip(rows, scores, strict=True)]
 
     def search_sentences(
@@ -131,7 +131,7 @@ class EmbeddedStore:
         snap = self.snapshot
         allowed = self._allowed(snap, where)
         sentence_allowed = allowed[snap.sentence_chunk] if allowed is not None else None
-        scores, rows = vectors.search(snap.sentence_index, vector, k, sentence_allowed)
+        scores, rows = snap.sentence_vectors.search(vector, k, sentence_allowed)
         best: dict[str, float] = {}
         for r, s in zip(rows.tolist(), scores.tolist(), strict=True):
             best.setdefault(snap.chunks[int(snap.sentence_chunk[r])].id, float(s))
@@ -160,27 +160,17 @@ class EmbeddedStore:
         return {c: float(scores[snap.chunk_row[c]]) for c in chunk_ids if c in snap.chunk_row}
 
     def idf(self, terms: Iterable[str]) -> dict[str, float]:
-        snap = self.snapshot
-        n = len(snap.chunks)
-        vocab = snap.bm25.vocab_dict
-        indptr = snap.bm25.scores["indptr"]
-        result = {}
-        for term in terms:
-            term_id = vocab.get(term)
-            df = 0
-            if term_id is not None and term_id + 1 < len(indptr):
-                df = int(indptr[term_id + 1] - indptr[term_id])
-            result[term] = bm25_idf(n, df)
-        return result
+        lexicon = self.snapshot.lexicon
+        return {term: bm25_idf(lexicon.n, lexicon.df(term)) for term in terms}
 
     def fetch(self, chunk_ids: Sequence[str], vector: np.ndarray) -> dict[str, ScoredChunk]:
         snap = self.snapshot
         q = np.asarray(vector, dtype=np.float32).reshape(-1)
         rows = np.array([snap.chunk_row[c] for c in chunk_ids if c in snap.chunk_row], np.int64)
-        dense = vectors.rows(snap.chunk_index, rows) @ q
+        dense = snap.chunk_vectors.rows(rows) @ q
         spans = [(int(snap.first_sentence[r]), int(snap.first_sentence[r + 1])) for r in rows]
         sentence_rows = np.concatenate([np.arange(a, b) for a, b in spans]) if spans else rows
-        sims = (vectors.rows(snap.sentence_index, sentence_rows.astype(np.int64)) @ q).tolist()
+        sims = (snap.sentence_vectors.rows(sentence_rows.astype(np.int64)) @ q).tolist()
         result = {}
         offset = 0
         for n, r in enumerate(rows.tolist()):
@@ -239,17 +229,22 @@ class EmbeddedStore:
     def _writing(
         self, info: StoreInfo, sources: Sequence[str], progress: bool, reset: bool
     ) -> Iterator[Writer]:
-        base = None
-        if not reset and (self.folder / "manifest.json").exists():
+        def base_of() -> Snapshot | None:
+            """The committed state, read under the write lock (the one already open if it is
+            still the committed one: a sync has just read its document list)."""
+            if reset or not (self.folder / "manifest.json").exists():
+                return None
             try:
-                base = load(self.folder)
+                current = self._snapshot
+                if current is None or read_manifest(self.folder) != current.manifest:
+                    current = load(self.folder)
             except StoreError:
-                base = None  # a damaged or older folder is replaced whole (the caller checked)
-            if base is not None and base.manifest.info != info:
-                base = None
+                return None  # a damaged or older folder is replaced whole (the caller checked)
+            return current if current.manifest.info == info else None
+
         try:
             with commit.writing(
-                self.folder, base, info, tuple(sources), self.approximate_above, progress
+                self.folder, base_of, info, tuple(sources), self.approximate_above, progress
             ) as writer:
                 yield writer
         finally:
@@ -259,7 +254,7 @@ class EmbeddedStore:
     def _allowed(self, snap: Snapshot, where: Filter) -> np.ndarray | None:
         """Which chunk rows a filter lets through, or None when it lets everything through."""
         if where.unrestricted:
-            return None
+            return snap.alive_chunk if snap.any_dead else None
         with self._lock:
             mask = self._masks.get(where)
             if mask is not None:
@@ -268,6 +263,8 @@ class EmbeddedStore:
         doc_ok = np.array(
             [where.allows(d.groups, d.id) for d in snap.documents] or [False], dtype=bool
         )
+        if len(snap.documents):
+            doc_ok &= snap.alive_doc
         mask = doc_ok[snap.chunk_doc] if len(snap.chunk_doc) else np.zeros(0, dtype=bool)
         with self._lock:
             self._masks[where] = mask
@@ -277,14 +274,12 @@ class EmbeddedStore:
 
     def _bm25_all(self, snap: Snapshot, terms: Sequence[str]) -> np.ndarray | None:
         """BM25 of every chunk for these terms (kept for the next call with the same terms)."""
-        vocab = snap.bm25.vocab_dict
-        known = tuple(t for t in terms if t in vocab)
-        if not known or not snap.chunks:
+        known = tuple(t for t in terms if t in snap.lexicon.vocab)
+        if not known or not snap.chunk_row:
             return None
         cached = self._bm25_cache
         if cached is not None and cached[0] == known:
             return cached[1]
-        scores = np.asarray(snap.bm25.get_scores(list(known)), dtype=np.float32)
-        scores = scores[: len(snap.chunks)]
+        scores = snap.lexicon.scores(known)
         self._bm25_cache = (known, scores)
         return scores
