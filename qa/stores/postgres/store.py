@@ -29,6 +29,8 @@ from qa.types import Chunk, DocumentInfo, Feedback, Sentence
 
 # Connections kept per process: one question uses one at a time.
 POOL_SIZE = 8
+# Chunks keyword_search scores with BM25 at most (scoring reads each one's term counts).
+KEYWORD_CANDIDATES = 500
 
 
 class PostgresStore:
@@ -163,13 +165,17 @@ class PostgresStore:
     def keyword_search(
         self, terms: Sequence[str], k: int, where: Filter
     ) -> list[tuple[str, float]]:
+        """The k best chunks by BM25 among at most `KEYWORD_CANDIDATES` that hold a query term,
+        taken rarest term first (through the GIN index): exact whenever the query's terms
+        occur in that many chunks or fewer all told, else chunks that hold only the common
+        terms may be left out."""
         if not terms or k <= 0:
             return []
         condition, params = sql.filter_sql(where, "c")
         rows = self._query(
-            _BM25.format(match="c.tsv @@ %(tsq)s::tsquery AND " + condition)
+            _BM25.format(match=f"c.id = ANY(ARRAY({_CANDIDATES.format(where=condition)}))")
             + " ORDER BY score DESC, c.id LIMIT %(k)s",
-            {**params, **self._bm25_params(terms), "tsq": sql.tsquery(list(terms)), "k": k},
+            {**params, **self._bm25_params(terms), "k": k, "cap": max(KEYWORD_CANDIDATES, k)},
         )
         return [(r[0], float(r[1])) for r in rows if float(r[1]) > 0]
 
@@ -282,6 +288,21 @@ CROSS JOIN (
 JOIN qa_terms t ON t.term = ANY(%(terms)s) AND c.tf ? t.term
 WHERE {match}
 GROUP BY c.id"""
+
+
+# Up to %(cap)s ids of chunks that hold a query term, those of the rarest term first: each
+# term's chunks come from the GIN index, and the scan stops once it has enough. A lexeme is
+# quoted for tsquery input as `schema.tsquery` quotes it.
+_CANDIDATES = """
+SELECT x.id FROM (
+    SELECT term FROM qa_terms WHERE term = ANY(%(terms)s) AND df > 0 ORDER BY df, term
+) t
+CROSS JOIN LATERAL (
+    SELECT c.id FROM qa_chunks c
+    WHERE c.tsv @@ ('''' || replace(t.term, '''', '''''') || '''')::tsquery AND {where}
+    LIMIT %(cap)s
+) x
+LIMIT %(cap)s"""
 
 
 def _vector(vector: np.ndarray) -> Any:
