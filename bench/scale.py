@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,9 @@ QUICK_REQUIRED = 10_000
 COSINES = (0.9, 0.7, 0.5)  # agreement with exact search, for queries this close to a chunk
 LATENCY_COSINE = 0.7
 SLOWDOWN = 1.25  # projected build time of the next size: the last rate, this much slower
+# Stores to measure ("embedded,postgres" when unset); the others' rows are kept from the last
+# run in results.json, marked with the date they were measured.
+ONLY = "QA_BENCH_SCALE_STORES"
 
 
 def run(bench: Bench, pg_minutes: float = 30.0) -> dict[str, Any]:
@@ -46,11 +50,11 @@ def run(bench: Bench, pg_minutes: float = 30.0) -> dict[str, Any]:
     sample = minilm_sample(bench.embedder, Settings(), bench.tmp / "minilm-sample.npy")
     sizes = QUICK_SIZES if bench.quick else SIZES
     queries = 50 if bench.quick else 200
-    rows: list[dict[str, Any]] = []
+    rows, kept = kept_rows(os.environ.get(ONLY, "embedded,postgres").split(","))
     skipped: list[dict[str, Any]] = []
     me = [sys.executable, str(Path(__file__).resolve()), "--worker"]
     common_args = ["--sample", str(sample), "--queries", str(queries)]
-    for n in sizes["embedded"]:
+    for n in [] if "embedded" in kept else sizes["embedded"]:
         spec = bench.spec("embedded", f"scale{n}")
         log(f"scale: embedded, {fmt_size(n)} chunks, fresh folder; load {common.loadavg()}")
         out = common.run_child([*me, "embedded", spec, str(n), *common_args])
@@ -87,6 +91,18 @@ def run(bench: Bench, pg_minutes: float = 30.0) -> dict[str, Any]:
         "database_baseline_mb": baseline,
         "approximate_above": Settings().approximate_above,
     }
+
+
+def kept_rows(measured: list[str]) -> tuple[list[dict[str, Any]], set[str]]:
+    """The last run's rows of the stores not measured now, each with the date of its run."""
+    last = common.load_raw().get("sections", {}).get("scale", {})
+    kept = {kind for kind in common.STORES if kind not in measured}
+    rows = [
+        {**row, "measured": row.get("measured", last["run"]["date"])}
+        for row in last.get("data", {}).get("rows", [])
+        if row["store"] in kept
+    ]
+    return rows, kept
 
 
 # ----- the worker (a fresh process) ---------------------------------------------------------
