@@ -65,11 +65,30 @@ def answered(result: Answer, user: str | None) -> Answered:
     )
 
 
+MIN_SECRET_CHARS = 32
+
+
+def check_secret(secret: str) -> str:
+    """A shared QA_FEEDBACK_SECRET must be a real key: long, and not the example's placeholder
+    (anyone who knows the key can sign verdicts on answers never given)."""
+    if secret and (len(secret) < MIN_SECRET_CHARS or "change-me" in secret.lower()):
+        from qa.settings import SettingsError
+
+        raise SettingsError(
+            f"QA_FEEDBACK_SECRET must be a random key of at least {MIN_SECRET_CHARS} characters "
+            '(python -c "import secrets; print(secrets.token_hex(32))"), the same in every replica'
+        )
+    return secret
+
+
 class FeedbackDesk:
-    """Signs answers and turns verdicts on them into `Feedback` records."""
+    """Signs answers and turns verdicts on them into `Feedback` records.
+
+    Replicas behind one load balancer must share `secret` (QA_FEEDBACK_SECRET): a verdict may
+    reach another replica than the one that signed the answer. Empty: a key of this process."""
 
     def __init__(self, secret: str = "") -> None:
-        self._key = (secret or secrets.token_hex(32)).encode()
+        self._key = (check_secret(secret) or secrets.token_hex(32)).encode()
         self._uses: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.Lock()
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from qa.embedding import Embedder
 from qa.knowledge import KnowledgeBase
+from qa.settings import Settings
 
 log = logging.getLogger("qa")
 
@@ -125,3 +126,23 @@ class LiveKnowledgeBase:
             "reloading": self._reload_lock.locked(),
             "last_reload_failed": self._error is not None,
         }
+
+
+def precheck(index: str, settings: Settings) -> None:
+    """Fail fast, before serving, when the knowledge base named cannot be opened at all."""
+    from qa.stores import StoreError, is_url, open_store
+
+    if not index:
+        return  # the default knowledge base builds itself
+    store = open_store(index, approximate_above=settings.approximate_above)
+    try:
+        if store.info() is None:
+            flag = f"--store {store.location}" if is_url(index) else f"--out {store.location}"
+            raise StoreError(
+                f"no knowledge base in {store.location}; build one with: qa index PATH... {flag}"
+            )
+        verify = getattr(store, "verify", None)
+        if verify is not None:  # the embedded store: every file there and intact
+            verify()
+    finally:
+        store.close()

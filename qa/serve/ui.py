@@ -4,18 +4,32 @@ A `gr.Blocks` with a `gr.Chatbot`, not `gr.ChatInterface`: in Gradio 6.31 the la
 localStorage without a guard and never finishes loading inside a cross-site iframe. Refusals and
 "still loading" are shown on the page in words (never a toast), the question stays in the box,
 and a question asked while the knowledge base loads waits for it.
+
+The conversation lives in the reader's page, not in the server: the chat shown and a hidden
+history (each turn's plain text, and a signed feedback token per answer) are sent with every
+question and come back with the new turn. So any replica behind a load balancer answers the
+next question, with its follow-ups, when the one that answered the last has died; and a like
+is recorded from the signed token (QA_FEEDBACK_SECRET shared by the replicas), never from what
+the page claims was answered. Both are bounded in bytes: the oldest turns go first.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import gradio as gr
 
 from qa.errors import USER_ERRORS
 from qa.serve.examples import Examples
+from qa.serve.feedback import (
+    MAX_TOKEN_CHARS,
+    FeedbackDesk,
+    FeedbackIn,
+    FeedbackRefused,
+    answered,
+)
 from qa.serve.guards import AskGate, Refused
 from qa.serve.live import LiveKnowledgeBase, NotReadyError
 from qa.serve.readers import Reader, Readers, ask_as, visible
@@ -25,6 +39,12 @@ from qa.types import Feedback
 TITLE = "Ask the documents"
 # Earlier turns kept per conversation (user + assistant messages); older ones are dropped.
 MAX_TURNS = 40
+# What the page sends back with each question, in UTF-8 bytes of JSON: the chat shown and the
+# hidden history. With a question of QA_MAX_QUESTION_CHARS both fit the default request body
+# limit (QA_MAX_BODY_BYTES, 64 KB); beyond them the oldest turns are dropped.
+SHOWN_BUDGET = 36_000
+HISTORY_BUDGET = 16_000
+MAX_CONTENT_CHARS = 4_000  # one turn's plain text kept for follow-ups
 MAX_EXAMPLES = 4
 WAIT_FOR_LOAD_S = 30.0  # a question asked while the knowledge base loads waits this long
 # The chat's feedback menu: thumbs, plus two reasons kept as the verdict's comment.
@@ -62,65 +82,109 @@ def wait_ready(live: LiveKnowledgeBase, seconds: float = WAIT_FOR_LOAD_S) -> Non
 
 
 def respond(
-    live: LiveKnowledgeBase, gate: AskGate, reader: Reader | None, message: Any, history: Turns
+    live: LiveKnowledgeBase,
+    gate: AskGate,
+    desk: FeedbackDesk,
+    reader: Reader | None,
+    message: Any,
+    shown: Any,
+    history: Any,
 ) -> tuple[Turns, Turns, str, str]:
     """One chat turn: (messages to show, new history, text left in the box, status line).
 
-    `history` (kept server-side in a gr.State) holds the plain question and answer of each
-    turn, which is what follow-ups need, the HTML the chat shows, and what feedback records.
+    `shown` (the chat's messages) and `history` (each turn's plain text; a feedback token per
+    answer) come from the page: whatever replica answers, the conversation goes on.
     """
     question = message_text(message)
-    history = list(history or [])
+    shown, history = clean_shown(shown), clean_history(history)
     if not question.strip():
-        return _shown(history), history, "", ""
+        return shown, history, "", ""
     try:
         if reader is None:
             raise Refused(401, "sign in first")
         wait_ready(live)
-        result = ask_as(live, gate, reader, question, history)
+        asked = [{"role": t["role"], "content": t["content"]} for t in history]
+        result = ask_as(live, gate, reader, question, asked)
     except Refused as error:
-        return _shown(history), history, question, status_html(error.message)
+        return shown, history, question, status_html(error.message)
     except NotReadyError:
         note = "The assistant is unavailable right now; your question is kept: ask again soon."
-        return _shown(history), history, question, status_html(note)
+        return shown, history, question, status_html(note)
     except USER_ERRORS as error:
-        return _shown(history), history, question, status_html(str(error))
+        return shown, history, question, status_html(str(error))
+    token = desk.token(answered(result, reader.user))
     history += [
-        {"role": "user", "content": result.question, "html": inert(result.question)},
-        {
-            "role": "assistant",
-            "content": result.text,
-            "html": answer_html(result),
-            "passages": [p.chunk.id for p in result.passages],
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
+        {"role": "user", "content": result.question[:MAX_CONTENT_CHARS]},
+        {"role": "assistant", "content": result.text[:MAX_CONTENT_CHARS], "token": token},
     ]
-    history = history[-MAX_TURNS:]
-    return _shown(history), history, "", ""
+    shown += [
+        {"role": "user", "content": inert(result.question)},
+        {"role": "assistant", "content": answer_html(result)},
+    ]
+    return _within(shown, SHOWN_BUDGET), _within(history, HISTORY_BUDGET), "", ""
 
 
-def _shown(history: Turns) -> list[dict[str, str]]:
-    return [{"role": turn["role"], "content": turn["html"]} for turn in history]
+def _size(turns: Turns) -> int:
+    return len(json.dumps(turns, ensure_ascii=False).encode())
 
 
-def verdict(history: Turns, index: Any, liked: Any, user: str | None) -> Feedback | None:
-    """The feedback a like/dislike on message `index` gives, or None (not an answer, undone)."""
-    if not isinstance(index, int) or not 0 < index < len(history) or liked is None:
+def _within(turns: Turns, budget: int) -> Turns:
+    """The newest turns (questions with their answers) within MAX_TURNS and `budget` bytes."""
+    turns = turns[-MAX_TURNS:]
+    while turns and _size(turns) > budget:
+        turns = turns[2:] if len(turns) > 1 else []
+    return turns
+
+
+def clean_history(history: Any) -> Turns:
+    """The page's hidden history as the server needs it; anything malformed is dropped."""
+    turns: Turns = []
+    for turn in history if isinstance(history, list) else []:
+        if not isinstance(turn, dict) or turn.get("role") not in ("user", "assistant"):
+            continue
+        content = turn.get("content")
+        if not isinstance(content, str):
+            continue
+        kept: dict[str, Any] = {"role": turn["role"], "content": content[:MAX_CONTENT_CHARS]}
+        if turn["role"] == "assistant" and isinstance(turn.get("token"), str):
+            kept["token"] = turn["token"][:MAX_TOKEN_CHARS]
+        turns.append(kept)
+    return _within(turns, HISTORY_BUDGET)
+
+
+def clean_shown(shown: Any) -> Turns:
+    """The chat's messages as the page sent them (its own, only ever shown to it again)."""
+    turns = [
+        {"role": t["role"], "content": message_text(t.get("content"))}
+        for t in (shown if isinstance(shown, list) else [])
+        if isinstance(t, dict) and t.get("role") in ("user", "assistant")
+    ]
+    return _within(turns, SHOWN_BUDGET)
+
+
+def verdict(
+    desk: FeedbackDesk, shown: Any, history: Any, index: Any, liked: Any, user: str | None
+) -> Feedback | None:
+    """The feedback a like/dislike on message `index` of the chat gives, or None (not an
+    answer, undone, or its token forged, expired, another reader's or used up).
+
+    The chat and the history end with the same turn, so message `index` of the chat is the
+    turn as far from the history's end. What is recorded comes from the signed token only."""
+    shown, history = (shown if isinstance(shown, list) else []), clean_history(history)
+    if not isinstance(index, int) or isinstance(index, bool) or liked is None:
         return None
-    turn, asked = history[index], history[index - 1]
-    if turn.get("role") != "assistant" or "passages" not in turn:
+    position = len(history) - (len(shown) - index)
+    if not 0 <= index < len(shown) or not 0 <= position < len(history):
+        return None
+    token = history[position].get("token")
+    if history[position]["role"] != "assistant" or not token:
         return None
     rating = 1 if liked is True or liked == "Like" else -1
     comment = liked if isinstance(liked, str) and liked not in ("Like", "Dislike") else ""
-    return Feedback(
-        question=asked["content"],
-        answer=turn["content"],
-        passage_ids=tuple(turn["passages"]),
-        rating=rating,
-        comment=comment,
-        user=user,
-        at=turn.get("at", ""),
-    )
+    try:
+        return desk.verdict(FeedbackIn(token=token, rating=rating, comment=comment), user)
+    except (FeedbackRefused, ValueError):
+        return None
 
 
 def ask_api(
@@ -168,6 +232,7 @@ def build_blocks(
     examples: Examples | None = None,
     compact: bool = False,
     api: bool = True,
+    desk: FeedbackDesk | None = None,
 ) -> gr.Blocks:
     """The chat page; `compact` is the embed: no big header, a shorter chat.
 
@@ -177,6 +242,7 @@ def build_blocks(
     """
     readers = readers or Readers()
     examples = examples or Examples()
+    desk = desk or FeedbackDesk()
 
     def reader_of(request: gr.Request | None) -> Reader | None:
         if request is None:
@@ -184,15 +250,16 @@ def build_blocks(
         peer = request.client.host if request.client else ""
         return readers.of(request.headers, peer)
 
-    def submit(message: Any, history: Turns, request: gr.Request) -> tuple[Any, ...]:
-        return respond(live, gate, reader_of(request), message, history)
+    def submit(message: Any, shown: Any, history: Any, request: gr.Request) -> tuple[Any, ...]:
+        return respond(live, gate, desk, reader_of(request), message, shown, history)
 
     def refresh(request: gr.Request) -> list[Any]:
         return page_state(live, examples, reader_of(request))
 
-    def liked(history: Turns, data: gr.LikeData, request: gr.Request) -> str:
+    def liked(shown: Any, history: Any, data: gr.LikeData, request: gr.Request) -> str:
         reader = reader_of(request)
-        record = verdict(history, data.index, data.liked, reader.user if reader else None)
+        user = reader.user if reader else None
+        record = verdict(desk, shown, history, data.index, data.liked, user)
         if record is None or reader is None:
             return ""
         try:
@@ -232,17 +299,18 @@ def build_blocks(
                 elem_id="qa-question",
             )
             clear = gr.Button("Clear", scale=1, min_width=80, elem_id="qa-clear")
-        history = gr.State([])
+        # Client-side: sent with every question, so any replica can answer the next one.
+        history = gr.JSON([], visible="hidden", elem_id="qa-history")
         with gr.Row(elem_classes="qa-examples"):
             buttons = [gr.Button("", size="sm", visible=False) for _ in range(MAX_EXAMPLES)]
         shown = [chatbot, history, box, status]
         for button in buttons:
-            button.click(submit, inputs=[button, history], outputs=shown, **private)
-        box.submit(submit, inputs=[box, history], outputs=shown, **private)
+            button.click(submit, inputs=[button, chatbot, history], outputs=shown, **private)
+        box.submit(submit, inputs=[box, chatbot, history], outputs=shown, **private)
         clear.click(lambda: ([], [], "", ""), outputs=shown, **private)
         # The chat's own trash icon must forget the conversation too.
         chatbot.clear(lambda: [], outputs=history, **private)
-        chatbot.like(liked, inputs=[history], outputs=status, **private)
+        chatbot.like(liked, inputs=[chatbot, history], outputs=status, **private)
         # Until the knowledge base is loaded the page asks again every 2 s, then stops.
         timer = gr.Timer(2.0, active=False)
         state = [docs, *buttons, timer]

@@ -27,8 +27,9 @@ from fastapi.responses import JSONResponse, Response
 
 from qa.errors import USER_ERRORS
 from qa.serve.edge import Edge, default_hosts
+from qa.serve.feedback import check_secret
 from qa.serve.guards import AskGate, BodyLimit, OriginPolicy, Refused
-from qa.serve.live import LiveKnowledgeBase, Loader, NotReadyError
+from qa.serve.live import LiveKnowledgeBase, Loader, NotReadyError, precheck
 from qa.serve.readers import ask_async
 from qa.serve.schema import AnswerOut, AskRequest
 from qa.serve.webconfig import WebSettings
@@ -179,6 +180,7 @@ def create_app(
             examples=examples,
             compact=compact,
             api=not compact,
+            desk=desk,
         )
         blocks.queue(default_concurrency_limit=web.concurrency, max_size=web.queue_size)
         # Every Gradio API call opens a session and Gradio keeps 10,000 of them (~30 KB each,
@@ -292,6 +294,7 @@ def serve(host: str | None = None, port: int | None = None, index: str | None = 
     web = WebSettings.from_env().with_overrides(host=host, port=port, index=index)
     settings = Settings.from_env()
     try:
+        check_secret(web.feedback_secret)
         precheck(web.index, settings)
         sock = listen(web.host, web.port)
     except USER_ERRORS as error:
@@ -300,6 +303,12 @@ def serve(host: str | None = None, port: int | None = None, index: str | None = 
     private_gradio_folder()
     live = LiveKnowledgeBase(loader_for(web.index, settings, web))
     app = create_app(live, web, settings)
+    if web.trusted_proxies and not web.feedback_secret:
+        print(
+            "qa: warning: behind a proxy without QA_FEEDBACK_SECRET: feedback tokens are signed "
+            "with a key of this process only; give every replica the same QA_FEEDBACK_SECRET",
+            file=sys.stderr,
+        )
     if not web.allowed_hosts and default_hosts(web.host) is None:
         print(
             f"qa: warning: listening on {web.host} answers any Host header; set QA_ALLOWED_HOSTS "
@@ -355,26 +364,6 @@ def private_gradio_folder() -> None:
         folder = tempfile.mkdtemp(prefix="qa-gradio-")
         os.environ["GRADIO_TEMP_DIR"] = folder
         atexit.register(shutil.rmtree, folder, True)
-
-
-def precheck(index: str, settings: Settings) -> None:
-    """Fail fast, before serving, when the knowledge base named cannot be opened at all."""
-    from qa.stores import StoreError, is_url, open_store
-
-    if not index:
-        return  # the default knowledge base builds itself
-    store = open_store(index, approximate_above=settings.approximate_above)
-    try:
-        if store.info() is None:
-            flag = f"--store {store.location}" if is_url(index) else f"--out {store.location}"
-            raise StoreError(
-                f"no knowledge base in {store.location}; build one with: qa index PATH... {flag}"
-            )
-        verify = getattr(store, "verify", None)
-        if verify is not None:  # the embedded store: every file there and intact
-            verify()
-    finally:
-        store.close()
 
 
 def listen(host: str, port: int) -> socket.socket:
