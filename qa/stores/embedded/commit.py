@@ -30,7 +30,7 @@ import numpy as np
 from qa.stores.base import DocumentUpdate, StoreInfo
 from qa.stores.embedded import files, segment
 from qa.stores.embedded.manifest import MANIFEST, Manifest, library_versions
-from qa.stores.embedded.snapshot import Snapshot
+from qa.stores.embedded.snapshot import Snapshot, load
 from qa.stores.embedded.spill import Spill
 
 # A full rewrite once dead rows plus delta rows pass this share of the chunk rows.
@@ -118,7 +118,14 @@ def save(
     new = sorted(spill.ids)
     deltas: tuple[dict[str, dict[str, Any]], ...] = ()
     dead: set[int] = set()
-    if base is None or _compact(base, gone, spill):
+    compact = base is not None and _compact(base, gone, spill)
+    if (
+        base is not None
+        and not base.complete
+        and (compact or len(base.manifest.deltas) >= MAX_DELTAS)
+    ):
+        base = load(folder)  # documents are copied: their chunks, vectors and terms are read
+    if base is None or compact:
         kept = sorted(set(base.doc_row) - gone) if base is not None else []
         entries = sorted([*((d, base) for d in kept), *((d, None) for d in new)])
         base_files = write(entries).files
@@ -171,12 +178,12 @@ def save(
 
 def _compact(base: Snapshot, gone: set[str], spill: Spill) -> bool:
     """Whether this commit rewrites everything: dead and delta rows pass COMPACT_SHARE."""
-    total = len(base.chunks) + spill.total_chunks()
+    total = len(base.chunk_doc) + spill.total_chunks()
     if not total:
         return True
     newly_dead = sum(len(base.chunk_rows_of(base.doc_row[d])) for d in gone)
     dead = int((~base.alive_chunk).sum()) + newly_dead
-    in_deltas = len(base.chunks) - int(np.count_nonzero(base.chunk_doc < base.base_documents))
+    in_deltas = int(np.count_nonzero(base.chunk_doc >= base.base_documents))
     return dead + in_deltas + spill.total_chunks() > COMPACT_SHARE * total
 
 

@@ -35,6 +35,9 @@ class Snapshot:
     sentence_vectors: vectors.Stack  # ids = sentence rows
     lexicon: Lexicon  # BM25 over chunk rows
     base_documents: int = 0  # document rows of the base segment (the rest are deltas')
+    # False for a catalog: documents and row tables only, no chunk texts, vectors or BM25 (what
+    # a writer needs to add a delta, and a sync to list documents); empty lists stand in.
+    complete: bool = True
 
     def __post_init__(self) -> None:
         alive = np.ones(len(self.documents), dtype=bool)
@@ -45,7 +48,7 @@ class Snapshot:
         self.chunk_row = {c.id: n for n, c in enumerate(self.chunks) if self.alive_chunk[n]}
         self.doc_row = {d.id: n for n, d in enumerate(self.documents) if alive[n]}
         # Sentences of chunk i are sentences[first[i]:first[i+1]] (they are stored in order).
-        counts = np.bincount(self.sentence_chunk, minlength=len(self.chunks))
+        counts = np.bincount(self.sentence_chunk, minlength=len(self.chunk_doc))
         self.first_sentence = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
     @property
@@ -67,19 +70,20 @@ class Snapshot:
         return range(a, b)
 
 
-def load(folder: Path) -> Snapshot:
-    """Read and verify an index folder: every file must exist and match its recorded hash."""
+def load(folder: Path, *, full: bool = True) -> Snapshot:
+    """Read and verify an index folder: every file read must exist and match its recorded
+    hash (all of them, unless `full` is false: then a catalog, see `Snapshot.complete`)."""
     for _ in range(LOAD_ATTEMPTS - 1):
         manifest = read_manifest(folder)
         try:
-            return _load(folder, manifest)
+            return _load(folder, manifest, full)
         except StoreError:
             # A build that commits while we read deletes the files of the manifest we read
             # (they are its garbage): read the new manifest and try again. The same manifest
             # twice means the damage is real.
             if _files_unchanged(folder, manifest):
                 raise
-    return _load(folder, read_manifest(folder))
+    return _load(folder, read_manifest(folder), full)
 
 
 def _files_unchanged(folder: Path, manifest: Manifest) -> bool:
@@ -89,13 +93,19 @@ def _files_unchanged(folder: Path, manifest: Manifest) -> bool:
         return True
 
 
-def _load(folder: Path, manifest: Manifest) -> Snapshot:
+CATALOG = ("documents", "chunks", "sentences")
+
+
+def _load(folder: Path, manifest: Manifest, full: bool) -> Snapshot:
     hint = rebuild_hint(folder, manifest.sources)
     for segment in manifest.segments:
-        for entry in segment.values():
-            files.verify(folder, entry, hint)
+        for role, entry in segment.items():
+            if full or role in CATALOG:
+                files.verify(folder, entry, hint)
     try:
-        parts = [_read_segment(folder, segment) for segment in manifest.segments]
+        parts = [_read_segment(folder, segment, full) for segment in manifest.segments]
+        if not full:
+            return _catalog(manifest, parts)
         documents: list[DocumentInfo] = []
         texts: list[str] = []
         chunks: list[Chunk] = []
@@ -164,7 +174,33 @@ class _Part:
     bm25: Path
 
 
-def _read_segment(folder: Path, segment: dict[str, dict[str, Any]]) -> _Part:
+def _catalog(manifest: Manifest, parts: list[_Part]) -> Snapshot:
+    documents = [d for part in parts for d in part.documents]
+    chunk_doc, sentence_chunk = [], []
+    d0 = c0 = 0
+    for part in parts:
+        chunk_doc.append(part.chunk_rows[:, 0] + d0)
+        sentence_chunk.append(part.sentence_rows[:, 0] + c0)
+        d0, c0 = d0 + len(part.documents), c0 + len(part.chunk_rows)
+    if max(manifest.dead, default=-1) >= len(documents):
+        raise IndexError("a dead document row past the last document")
+    return Snapshot(
+        manifest,
+        documents,
+        [t for part in parts for t in part.texts],
+        [],
+        np.concatenate(chunk_doc).astype(np.int64),
+        [],
+        np.concatenate(sentence_chunk).astype(np.int64),
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        len(parts[0].documents),
+        complete=False,
+    )
+
+
+def _read_segment(folder: Path, segment: dict[str, dict[str, Any]], full: bool) -> _Part:
     def path(role: str) -> Path:
         return folder / segment[role]["name"]
 
@@ -185,7 +221,7 @@ def _read_segment(folder: Path, segment: dict[str, dict[str, Any]]) -> _Part:
         for d in raw_docs
     ]
     entities: dict[int, list[tuple[int, int, str]]] = {}
-    for s, a, b, label in json.loads(path("entities").read_text(encoding="utf-8")):
+    for s, a, b, label in json.loads(path("entities").read_text(encoding="utf-8")) if full else ():
         entities.setdefault(int(s), []).append((int(a), int(b), str(label)))
     return _Part(
         documents,
@@ -193,7 +229,7 @@ def _read_segment(folder: Path, segment: dict[str, dict[str, Any]]) -> _Part:
         np.load(path("chunks"), allow_pickle=False).reshape(-1, 4).astype(np.int64),
         np.load(path("sentences"), allow_pickle=False).reshape(-1, 4).astype(np.int64),
         entities,
-        vectors.read_faiss(str(path("chunk_vectors"))),
-        vectors.read_faiss(str(path("sentence_vectors"))),
+        vectors.read_faiss(str(path("chunk_vectors"))) if full else None,
+        vectors.read_faiss(str(path("sentence_vectors"))) if full else None,
         path("bm25"),
     )

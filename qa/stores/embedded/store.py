@@ -91,11 +91,23 @@ class EmbeddedStore:
 
     @property
     def snapshot(self) -> Snapshot:
+        """The committed state, whole (read now if only its catalog was)."""
         snapshot = self._snapshot
-        if snapshot is None:
+        if snapshot is None or not snapshot.complete:
             self.refresh()
             snapshot = self._snapshot
             assert snapshot is not None
+        return snapshot
+
+    @property
+    def catalog(self) -> Snapshot:
+        """The committed state's documents and row tables, at least (see Snapshot.complete):
+        listing documents, as a sync does first, reads no vectors and no BM25."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            snapshot = load(self.folder, full=False)
+            with self._lock:
+                self._snapshot = self._snapshot or snapshot
         return snapshot
 
     def close(self) -> None:
@@ -103,10 +115,10 @@ class EmbeddedStore:
 
     # ----- reading -------------------------------------------------------------------------
     def documents(self) -> list[DocumentInfo]:
-        return sorted(self.snapshot.alive_documents(), key=lambda d: d.id)
+        return sorted(self.catalog.alive_documents(), key=lambda d: d.id)
 
     def document_info(self, doc_ids: Iterable[str]) -> dict[str, DocumentInfo]:
-        snap = self.snapshot
+        snap = self.catalog
         return {d: snap.documents[snap.doc_row[d]] for d in doc_ids if d in snap.doc_row}
 
     def counts(self) -> dict[str, int]:
@@ -118,7 +130,7 @@ class EmbeddedStore:
         }
 
     def state(self, key: str) -> Any:
-        return self.snapshot.manifest.state.get(key)
+        return self.catalog.manifest.state.get(key)
 
     def search_chunks(self, vector: np.ndarray, k: int, where: Filter) -> list[tuple[str, float]]:
         snap = self.snapshot
@@ -237,7 +249,7 @@ class EmbeddedStore:
             try:
                 current = self._snapshot
                 if current is None or read_manifest(self.folder) != current.manifest:
-                    current = load(self.folder)
+                    current = load(self.folder, full=False)
             except StoreError:
                 return None  # a damaged or older folder is replaced whole (the caller checked)
             return current if current.manifest.info == info else None
