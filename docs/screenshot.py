@@ -13,16 +13,9 @@ import threading
 import time
 from pathlib import Path
 
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script: the tests' browser settings are the same here
+from tests.browsing import ARGS, CHROMIUM  # noqa: E402
 
 
 def main() -> int:
@@ -61,7 +54,7 @@ def main() -> int:
         time.sleep(0.05)
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1100, "height": 900})
             page.goto(f"http://127.0.0.1:{port}/")
             box = page.locator("#qa-question textarea")
