@@ -110,12 +110,23 @@ tagging.tag(["Warm up the tagger once."])
 fake = FakeEmbedder(dim=384, max_tokens=256)
 qa.knowledge.get_embedder = lambda model="": fake
 from qa.cli import main
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+import qa.stores.embedded.commit as store_commit
+def rss():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+marks = {{}}
+commit = store_commit.save
+def save(*args, **kwargs):  # peak RSS while streaming, then through the store's commit
+    marks["streaming_peak_rss_mb"] = rss()
+    try:
+        return commit(*args, **kwargs)
+    finally:
+        marks["commit_peak_rss_mb"] = rss()
+store_commit.save = save
+base = rss()
 t = time.perf_counter()
 code = main(["index", {dump!r}, "--out", {kb!r}, "--quiet"])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({{"code": code, "seconds": time.perf_counter() - t, "baseline_rss_mb": base,
-                  "peak_rss_mb": peak}}))
+                  "peak_rss_mb": rss(), **marks}}))
 """
 
 
@@ -248,7 +259,8 @@ reopen = time.perf_counter() - t
 found = kb_now.ask("Who rebuilt the granite quay?").passages
 gone = kb_now.ask(deleted.title + " " + deleted.text[:200]).passages
 print(json.dumps({{"edit": edit, "delete": delete, "reopen_seconds": reopen,
-                  "deltas": len(manifest.deltas), "dead": len(manifest.dead),
+                  "deltas": len(getattr(manifest, "deltas", ())),
+                  "dead": len(getattr(manifest, "dead", ())),
                   "base_files_kept": base == {{e["name"] for e in manifest.files.values()}},
                   "edited_page_answers": bool(found) and found[0].chunk.doc_id == edited.id,
                   "deleted_page_in_answers": any(p.chunk.doc_id == deleted.id for p in gone)}}))

@@ -250,3 +250,24 @@ def test_a_folder_of_the_previous_layout_asks_for_a_rebuild(big):
         open_store(big).documents()
     store = build(big, [page(1)], rebuild=True)
     assert [d.id for d in store.documents()] == ["town-001"]
+
+
+def test_an_hnsw_base_keeps_its_graph_and_searches_deltas_beside_it(tmp_path):
+    folder = tmp_path / "kb"
+    store = open_store(folder, approximate_above=10)
+    index_documents(store, [page(n) for n in range(60)], FakeEmbedder(), SETTINGS, progress=False)
+    graph = base_files(folder)
+    upsert(folder, [page(100, " Zebulon the keeper.")], deletes=["town-002"])
+    assert base_files(folder) == graph
+    snap = open_store(folder).snapshot
+    assert type(snap.chunk_index).__name__ == "IndexHNSWFlat"
+    assert snap.chunk_vectors.extra is not None
+    assert snap.chunk_vectors.ntotal == len(snap.chunks)
+    store = open_store(folder)
+    vector = FakeEmbedder().encode(["Zebulon the keeper"])[0]
+    assert store.search_chunks(vector, 1, EVERYTHING)[0][0].startswith("town-100::")
+    assert store.search_sentences(vector, 1, EVERYTHING)[0][0].startswith("town-100::")
+    only = Filter(doc_ids=frozenset({"town-001", "town-002", "town-100"}))
+    found = {c.split("::")[0] for c, _ in store.search_chunks(vector, 50, only)}
+    assert found == {"town-001", "town-100"}
+    assert not any(c.startswith("town-002::") for c in every_chunk(store))

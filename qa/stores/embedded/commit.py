@@ -128,9 +128,10 @@ def save(
     if base is None or compact:
         kept = sorted(set(base.doc_row) - gone) if base is not None else []
         entries = sorted([*((d, base) for d in kept), *((d, None) for d in new)])
-        base_files = write(entries).files
+        written = write(entries)
+        base_files, kinds = written.files, written.kinds
     else:
-        base_files = base.manifest.files
+        base_files, kinds = base.manifest.files, base.manifest.faiss
         dead = set(base.manifest.dead) | {base.doc_row[d] for d in gone}
         if len(base.manifest.deltas) >= MAX_DELTAS:  # merge the deltas (and the new documents)
             in_deltas = [d for d, row in base.doc_row.items() if row >= base.base_documents]
@@ -164,7 +165,7 @@ def save(
             "sentences": alive_sentences + sum(spill.sentences(d) for d in new),
         },
         sources=sources,
-        faiss={},
+        faiss=kinds,
         libraries=library_versions(),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         state={**(base.manifest.state if base is not None else {}), **writer.state},

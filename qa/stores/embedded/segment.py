@@ -37,6 +37,7 @@ class Entry:
 @dataclass(frozen=True)
 class Written:
     files: dict[str, dict[str, Any]]  # role -> entry, as the manifest names them
+    kinds: dict[str, str]  # "chunks" / "sentences" -> FAISS index type
     documents: int
     chunks: int
     sentences: int
@@ -93,11 +94,13 @@ def write(
     for role, rows in (("chunks", chunk_rows), ("sentences", sentence_rows)):
         table = np.frombuffer(rows, dtype=np.int64).reshape(-1, 4)
         written[role] = files.write_file(folder, role, ".npy", files.npy(table))
+    kinds = {}
     for role, filler in (("chunk_vectors", chunk_index), ("sentence_vectors", sentence_index)):
         index = filler.close()
+        kinds[role.split("_")[0] + "s"] = vectors.kind(index)
         tmp = files.tmp_name(folder)
         vectors.write_faiss(index, str(tmp))
         filler.index = index = None
         written[role] = files.write_path(folder, role.replace("_", "-"), ".faiss", tmp)
     written["bm25"] = files.write_parts(folder, counts.save)
-    return Written(written, n_docs, n_chunks, n_sentences)
+    return Written(written, kinds, n_docs, n_chunks, n_sentences)

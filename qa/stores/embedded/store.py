@@ -79,8 +79,9 @@ class EmbeddedStore:
         from qa.stores.embedded import files
 
         manifest = read_manifest(self.folder)
-        for entry in manifest.files.values():
-            files.verify(self.folder, entry, rebuild_hint(self.folder, manifest.sources))
+        for segment in manifest.segments:
+            for entry in segment.values():
+                files.verify(self.folder, entry, rebuild_hint(self.folder, manifest.sources))
 
     def refresh(self) -> None:
         snapshot = load(self.folder)
