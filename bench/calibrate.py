@@ -1,8 +1,10 @@
 """Fit the answer step's two models on more than one kind of text, and print what they do.
 
-  --spans  the short-answer span scorer (qa/asking/spans.py SPAN_WEIGHTS): a softmax over every
+  --spans  the short-answer span scorer (qa/asking/span_weights.json): a softmax over every
            candidate span of a question, its target each span's F1 with the gold answer; fitted
-           on the shared SQuAD articles and the S-400 questions that name a short answer.
+           on the shared SQuAD articles and the S-400 questions that name a short answer, and
+           scored in-sample and leave-one-article-out (each SQuAD article by weights fitted on
+           the other two and the S-400 questions). Writes the JSON file.
   --fit    the decline model (qa/asking/decline.py CONFIDENCE_WEIGHTS): logistic regression on
            three sources weighted equally, so SQuAD's 950 questions do not drown the rest:
              - the shared SQuAD v2 articles (answerable vs unanswerable, written to look
@@ -38,16 +40,19 @@ from qa.settings import Settings  # noqa: E402
 SQUAD = REPO / "tests" / "data" / "squad2-dev-3-articles.json"
 QUESTIONS = REPO / "bench" / "questions" / "s400.json"
 ARTICLE_DOCS = REPO / "index" / "docs"
-# SQuAD's answerable questions the decline model may refuse: 2.5%, so that the answer hit of the
-# sentence answers (0.797 with no declines at all) stays at 0.78, where it was before.
-WRONG_DECLINES = 0.025
+# SQuAD's answerable questions the decline model may refuse: 4% (the issue allows 5%), so that
+# the answer hit of the sentence answers (0.808 with no declines at all, since the span ranker
+# of span_weights.json) stays at 0.78, where it was before.
+WRONG_DECLINES = 0.04
 
 
 class Row:
     """One question: its group, whether it is answerable, its decline signals, its spans."""
 
-    def __init__(self, group: str, label: int, signals: dict[str, float], gold: list[str]):
-        self.group, self.label, self.gold = group, label, gold
+    def __init__(
+        self, group: str, label: int, signals: dict[str, float], gold: list[str], article: int
+    ):
+        self.group, self.label, self.gold, self.article = group, label, gold, article
         self.features = np.array([signals.get(f, 0.0) for f in decline.FEATURES])
         self.spans: list[tuple[str, tuple[float, ...]]] = []
 
@@ -73,7 +78,7 @@ def collect() -> list[Row]:
                     captured.clear()
                     reply = kb.ask(q.text)
                     group = "squad-ans" if q.answerable else "squad-unans"
-                    rows.append(_row(group, reply.signals, list(q.answers), captured))
+                    rows.append(_row(group, reply.signals, list(q.answers), captured, n))
                 kb.close()
             spec = json.loads(QUESTIONS.read_text())
             kb = KnowledgeBase.build([ARTICLE_DOCS], Path(tmp) / "s400")
@@ -86,21 +91,23 @@ def collect() -> list[Row]:
                 for q, gold in questions:
                     captured.clear()
                     reply = kb.ask(q)
-                    rows.append(_row(group, reply.signals, gold, captured))
+                    rows.append(_row(group, reply.signals, gold, captured, -1))
     finally:
         knowledge.answer.choose = real_choose  # type: ignore[attr-defined]
     return rows
 
 
-def _row(group: str, signals: dict[str, float], gold: list[str], captured: list) -> Row:
-    row = Row(group, int(group in ("squad-ans", "s400-ans")), signals, gold)
+def _row(
+    group: str, signals: dict[str, float], gold: list[str], captured: list, article: int
+) -> Row:
+    row = Row(group, int(group in ("squad-ans", "s400-ans")), signals, gold, article)
     if captured and captured[-1].candidates:
         row.spans = [(text, features) for text, features in captured[-1].candidates]
     return row
 
 
 # ----- the span scorer ------------------------------------------------------------------------
-def fit_spans(rows: list[Row], l2: float = 0.03, steps: int = 400) -> np.ndarray:
+def fit_spans(rows: list[Row], l2: float = 0.01, steps: int = 800) -> np.ndarray:
     """Softmax over each question's candidates, target proportional to each candidate's F1."""
     xs, targets = [], []
     for row in rows:
@@ -120,8 +127,38 @@ def fit_spans(rows: list[Row], l2: float = 0.03, steps: int = 400) -> np.ndarray
             z = x @ w
             p = np.exp(z - z.max())
             grad += x.T @ (t - t.sum() * p / p.sum())
-        w += 0.5 * grad / total
+        w += grad / total
     return w
+
+
+def cross_validated(rows: list[Row]) -> float:
+    """Span F1 of SQuAD's answerable questions, each article scored by weights fitted without it."""
+    total, count = 0.0, 0
+    for article in sorted({r.article for r in rows if r.article >= 0}):
+        w = fit_spans([r for r in rows if r.article != article])
+        held = [r for r in rows if r.article == article]
+        n = sum(1 for r in held if r.group == "squad-ans" and r.gold)
+        total += span_f1(held, w, "squad-ans") * n
+        count += n
+    return total / max(count, 1)
+
+
+def save_spans(w: np.ndarray, in_sample: float, cv: float) -> None:
+    spans.WEIGHTS_FILE.write_text(
+        json.dumps(
+            {
+                "fitted_by": "bench/calibrate.py --spans",
+                "span_f1_in_sample": round(in_sample, 4),
+                "span_f1_leave_one_article_out": round(cv, 4),
+                "features": list(spans.SPAN_FEATURES),
+                "weights": [round(float(x), 4) for x in w],
+                "bias": 0.0,
+            },
+            indent=1,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
 
 
 def span_f1(rows: list[Row], w: np.ndarray, group: str) -> float:
@@ -218,10 +255,14 @@ def main() -> None:
         print(f"span F1 ({group}, current weights): {span_f1(rows, current, group):.3f}")
     if args.spans:
         w = fit_spans(rows)
-        print(f"\nfitted SPAN_WEIGHTS {np.round(w, 2).tolist()}")
+        print(f"\nfitted span weights {np.round(w, 2).tolist()}")
         print(f"features: {spans.SPAN_FEATURES}")
         for group in ("squad-ans", "s400-ans"):
             print(f"span F1 ({group}, fitted): {span_f1(rows, w, group):.3f}")
+        cv = cross_validated(rows)
+        print(f"span F1 (squad-ans, leave one article out): {cv:.3f}")
+        save_spans(w, span_f1(rows, w, "squad-ans"), cv)
+        print(f"wrote {spans.WEIGHTS_FILE}")
     weights, bias = np.array(decline.CONFIDENCE_WEIGHTS), decline.CONFIDENCE_BIAS
     print(f"\ncurrent decline weights {weights.tolist()} bias {bias}")
     report(rows, weights, bias)

@@ -47,6 +47,12 @@ def test_explanations_want_no_short_answer():
     assert expect("Who is Conkar?").subject == "Conkar"
     assert expect("What kind of activity is it?").head == "activity"
     assert expect("What is the name of the legislation passed in 1850?").head == "legislation"
+    # The noun a description ends on names the kind too: "the largest city" is a place.
+    assert expect("What is the largest city in all of California?").head == "city"
+    assert expect("What is the largest city in all of California?").kind == "place"
+    assert expect("Which of the three populated areas has the fewest people?").head == "areas"
+    assert expect("What other area are the towns connected with?").head == "area"
+    assert expect("What is the United States busiest commercial port?").head == "port"
 
 
 def test_squad_normalisation_and_f1():
@@ -86,6 +92,18 @@ def test_the_json_carries_the_short_answer_with_offsets_in_its_passage():
     passage = data["passages"][0]["text"]
     assert passage[18:33] == "the YPG militia"
     assert _answer(None).to_dict()["short_answer"] is None
+
+
+def test_the_api_schema_documents_the_short_answer():
+    from qa.serve.schema import AnswerOut
+
+    schema = AnswerOut.model_json_schema()
+    assert "short_answer" in schema["properties"]
+    short = schema["$defs"]["ShortAnswerOut"]
+    assert set(short["required"]) == {"text", "passage_rank", "start", "end"}
+    for answer in (_answer(ShortAnswer("the YPG militia", 1, 18, 33)), _answer(None)):
+        data = answer.to_dict()
+        assert AnswerOut.model_validate(data).model_dump()["short_answer"] == data["short_answer"]
 
 
 def test_the_cli_and_the_chat_show_the_short_answer_first_and_highlighted():
@@ -280,3 +298,59 @@ def test_an_untyped_index_does_not_read_as_nothing_of_the_type(
     kb = KnowledgeBase.build([docs], tmp_path / "kb", embedder=fake_embedder)
     signals = kb.ask("Whom did Ankara blame for the failed putsch?").signals
     assert signals["typed_absent"] == 0.0
+
+
+def _scored(text: str, spans: list[tuple[str, str]]):
+    """One chunk of one sentence, its spans given by their text and label (first occurrence)."""
+    from qa.stores.base import ScoredChunk
+    from qa.types import Sentence
+
+    entities = tuple(sorted((text.index(s), text.index(s) + len(s), label) for s, label in spans))
+    chunk = Chunk("d::0", "d", text, 0, len(text))
+    sentence = Sentence("d::0.0", "d::0", 0, len(text), entities)
+    return ScoredChunk(chunk, 0.5, (sentence,), (0.5,))
+
+
+def _short_of(question: str, hit) -> str:
+    from qa import lexical
+    from qa.asking.spans import pick, scored_spans
+
+    weights = {t: 1.0 for t in lexical.terms(question)}
+    found = scored_spans([hit], [(1.0, 0, 0)], expect(question), weights, question)
+    best = pick(found, (0, 0))
+    assert best is not None
+    return hit.chunk.text[best.start : best.end]
+
+
+def test_a_how_many_question_is_answered_by_the_number_alone():
+    hit = _scored(
+        "From 2005 to 2014, there were two Major League Soccer teams in Los Angeles.",
+        [("2005", "DATE"), ("2014", "DATE"), ("two", "CARDINAL"),
+         ("two Major League Soccer teams", "NP"), ("Los Angeles", "GPE")],
+    )  # fmt: skip
+    assert _short_of("How many soccer teams did Los Angeles have?", hit) == "two"
+
+
+def test_the_words_around_the_wh_phrase_point_at_the_answer():
+    from qa.asking.spans import question_context
+
+    before, after = question_context("California was admitted as what kind of state?", "state")
+    assert before[:2] == ["as", "admitted"]  # nearest first
+    assert after == []
+    hit = _scored(
+        "The Compromise of 1850 enabled California to be admitted to the Union as a free state.",
+        [("The Compromise of 1850", "LAW"), ("California", "GPE"), ("the Union", "ORG"),
+         ("a free state", "NP")],
+    )  # fmt: skip
+    assert _short_of("California was admitted to the Union as what kind of state?", hit) == (
+        "a free state"
+    )
+
+
+def test_the_span_weights_file_matches_the_features():
+    from qa.asking import spans
+
+    spec = json.loads(spans.WEIGHTS_FILE.read_text())
+    assert tuple(spec["features"]) == spans.SPAN_FEATURES
+    assert len(spec["weights"]) == len(spans.SPAN_FEATURES)
+    assert spec["span_f1_leave_one_article_out"] > 0.38  # the old hand-set scorer: 0.387

@@ -94,9 +94,10 @@ def choose(
     )
     # A typed question is answered by a span of its type or not at all ("When...?": a date).
     usable = [(s, f) for s, f in found if f[_TYPED]] if expected.typed else found
-    if expected.kind == "definition":  # "Who is Conkar?": only what stands beside the name
-        usable = [(s, f) for s, f in found if f[_APPOSITIVE]]
     short = pick(usable, (scored[0][1], scored[0][2]))
+    if expected.kind == "definition":  # "Who is Conkar?": all that stands beside the name
+        beside = [s for s, f in found if f[_APPOSITIVE]]
+        short = max(beside, key=lambda s: (s.end - s.start, s.score), default=None)
     if short is not None:
         chosen = [(short.rank, short.sentence)]
     elif expected.kind == "statement":  # "What did Kaidanow say?": her statement goes on

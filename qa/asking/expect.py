@@ -174,6 +174,11 @@ def _head_noun(words: list[str]) -> str | None:
     )
     if named:
         return named.group(2) if named.group(1) in ("name", "term", "title") else named.group(1)
+    # "what is the largest city in...", "which of the three populated areas has...": the noun
+    # before the first preposition, participle or verb.
+    described = _DESCRIBED.search(text) or _ONE_OF.search(text)
+    if described:
+        return described.group(1)
     for n, word in enumerate(words):
         if word not in ("what", "which"):
             continue
@@ -182,8 +187,19 @@ def _head_noun(words: list[str]) -> str | None:
             return None
         if after[0] in ("kind", "type", "sort", "form") and len(after) > 2 and after[1] == "of":
             return after[2]
+        while len(after) > 1 and (after[0] in _MODIFIERS or after[0].endswith("ly")):
+            after = after[1:]  # "what other area", "what commonly used system"
         return after[0]
     return None
 
 
 _NOT_HEAD = frozenset("of in to for on at by from with about as the a an".split())
+_MODIFIERS = frozenset("other another used most more main".split())
+_DESCRIBED = re.compile(
+    r"\b(?:what|which) (?:is|was|are|were) (?:the|an?) (?:\w+ ){0,4}?(\w+)"
+    r"(?: (?:of|in|for|that|to|on|at|by|from|with|which|who|\w+ed)\b|$)"
+)
+_ONE_OF = re.compile(
+    r"\b(?:what|which) of (?:the|these|those) (?:\w+ ){0,3}?(\w+) "
+    r"(?:is|are|was|were|has|have|had|do|does|did)\b"
+)

@@ -8,14 +8,17 @@ repeat the question, how good is its sentence. No model runs.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from qa import lexical
 from qa.asking.expect import PERSON_NOUNS, Expected
+from qa.asking.span_shape import aligned, fold, labels, question_context, shape
 from qa.indexing.tagging import NOUN_PHRASE
 from qa.stores.base import ScoredChunk
 
@@ -61,16 +64,39 @@ SPAN_FEATURES = (
     "between",  # question terms sit on both sides of it, within six words
     "cue",  # the word before it is the cue its kind takes ("in 1850", "by Karp", "called X")
     "after_copula",  # it follows "is"/"was"/"as" (what the question's subject is)
+    "joined",  # two phrases joined by "of"/"and"/"'s"
+    "wider",  # a noun phrase around a named entity, longer than it ("two soccer teams")
+    "broken",  # it runs over a sentence end or a semicolon ("X. Thus")
+    "bracketed",  # inside brackets or quotes
+    "digit",  # it holds a digit
+    "nested",  # another candidate of its sentence lies inside it
+    "asked_end",  # its last word is one of the question's ("two ... teams" for "how many teams")
+    "opens",  # it starts its sentence (often the subject)
+    "place",  # where in its sentence it starts (0: first word, 1: last)
+    "left_context",  # the words before the wh-phrase in the question stand just before it
+    "right_context",  # the words after the wh-phrase stand just after it
+    "label_person",
+    "label_org",
+    "label_place",
+    "label_date",
+    "label_number",
+    "label_norp",
+    "label_np",
 )
-# Fitted with the softmax of `bench/calibrate.py --spans` (each question's candidates, the target
-# their F1 with the gold answer) on the shared SQuAD articles: 0.395 F1 in-sample, 0.387 when
-# each article is scored by weights fitted on the other two. The appositive weight is set by hand:
-# SQuAD holds one definition question ("Who is Conkar?": "Conkar, a member of ...").
-SPAN_WEIGHTS = (
-    0.5, 0.14, 0.21, 0.34, 0.32, 0.04, 0.39, 1.08, 0.39, 0.7, 1.19, 0.56, 0.15, -0.0,
-    1.5, 0.07, -0.15, 0.45, 0.15, -0.41, 0.71, -0.03, 0.24, -0.12,
-)  # fmt: skip
-SPAN_BIAS = 0.0
+# The span scorer's weights live beside this module (span_weights.json), written by
+# `bench/calibrate.py --spans`: a softmax over each question's candidates, the target their F1
+# with the gold answer, fitted on the shared SQuAD articles and the S-400 questions.
+WEIGHTS_FILE = Path(__file__).with_name("span_weights.json")
+
+
+def _load_weights() -> tuple[tuple[float, ...], float]:
+    spec = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+    if tuple(spec["features"]) != SPAN_FEATURES:
+        raise RuntimeError(f"{WEIGHTS_FILE} was fitted on other span features; refit it")
+    return tuple(float(w) for w in spec["weights"]), float(spec.get("bias", 0.0))
+
+
+SPAN_WEIGHTS, SPAN_BIAS = _load_weights()
 STAY_MARGIN = 0.25
 COVERED = 0.5  # share of the question's terms a sentence must hold to count as answering
 
@@ -117,6 +143,13 @@ def candidates(hit: ScoredChunk, n: int) -> list[tuple[int, int, str]]:
     A noun phrase that holds a named entity takes its label ("the YPG militia": ORG), and so
     does a joined phrase that starts with one, so a typed question can be answered by either.
     """
+    own, joined = _spans_and_joins(hit, n)
+    return own + joined
+
+
+def _spans_and_joins(
+    hit: ScoredChunk, n: int
+) -> tuple[list[tuple[int, int, str]], list[tuple[int, int, str]]]:
     s = hit.sentences[n]
     spans = [(a, b, label) for a, b, label in s.entities if s.start <= a < b <= s.end]
     entities = [(a, b, label) for a, b, label in spans if label != NOUN_PHRASE]
@@ -133,7 +166,7 @@ def candidates(hit: ScoredChunk, n: int) -> list[tuple[int, int, str]]:
         for a2 in range(b1 + 1, b1 + 10):
             if a2 in by_start and _JOINERS.match(text[b1 - base : a2 - base]):
                 joined.extend((a1, b2, label) for b2 in by_start[a2])
-    return spans + joined
+    return spans, joined
 
 
 def _inner_label(a: int, b: int, entities: Sequence[tuple[int, int, str]]) -> str:
@@ -164,6 +197,7 @@ def scored_spans(
     if not sentences:
         return out
     sides = question_sides(question)
+    context = question_context(question, expected.head)
     total = sum(weights.values()) or 1.0
     top_score = sentences[0][0]
     subject = set(lexical.terms(expected.subject))
@@ -178,7 +212,13 @@ def scored_spans(
         present = {toks[i].term for i, _ in matched}
         coverage = sum(w for t, w in asked.items() if t in present) / total
         starts, ends = [t.start for t in toks], [t.end for t in toks]
-        for a, b, label in candidates(hit, n):
+        words = [
+            fold(hit.chunk.text[t.start - hit.chunk.start : t.end - hit.chunk.start]) for t in toks
+        ]
+        own, joins = _spans_and_joins(hit, n)
+        found, plain = own + joins, len(own)
+        bounds = [(a, b) for a, b, _ in found]
+        for index, (a, b, label) in enumerate(found):
             first, last = bisect_left(starts, a), bisect_right(ends, b) - 1
             if first > last:
                 continue
@@ -244,6 +284,13 @@ def scored_spans(
                 1.0 if before and after_side else 0.0,
                 1.0 if cue in _CUES.get(expected.kind, _CUES["thing"]) else 0.0,
                 1.0 if cue in _COPULA else 0.0,
+                *shape(hit, s, a, b, label, index >= plain, bounds),
+                1.0 if last < len(toks) and toks[last].term in weights else 0.0,
+                1.0 if first == 0 else 0.0,
+                first / max(len(toks) - 1, 1),
+                aligned(context[0], words[max(0, first - 4) : first][::-1]),
+                aligned(context[1], words[last + 1 : last + 5]),
+                *labels(label),
             )
             score = SPAN_BIAS + sum(w * f for w, f in zip(SPAN_WEIGHTS, features, strict=True))
             out.append((Short(rank, n, a, b, label, score, near / total, typed), features))
