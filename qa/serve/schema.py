@@ -39,10 +39,23 @@ class PassageOut(BaseModel):
     highlights: list[list[int]] = Field(description="Answer spans, [start, end) in `text`.")
 
 
+class ShortAnswerOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    text: str = Field(description="The span that answers: a name, a date, a number, a phrase.")
+    passage_rank: int = Field(description="The `rank` of the passage it lies in (1-based).")
+    start: int = Field(description="Offset of the span in that passage's `text`.")
+    end: int = Field(description="End offset (exclusive) of the span in that passage's `text`.")
+
+
 class AnswerOut(BaseModel):
     model_config = ConfigDict(extra="allow")  # the engine may add fields; they pass through
     question: str
     answer: str = Field(description="The answer with [n] citations, or a decline.")
+    short_answer: ShortAnswerOut | None = Field(
+        default=None,
+        description="The shortest span that answers the question; null for a decline, an "
+        "explanation, a yes/no question, or when no span of the evidence answers it.",
+    )
     abstained: bool
     confidence: float
     passages: list[PassageOut]
