@@ -5,7 +5,9 @@ the span features of `spans.py`."""
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Sequence
+from functools import lru_cache
 
 from qa.indexing.tagging import NOUN_PHRASE
 from qa.stores.base import ScoredChunk
@@ -13,6 +15,8 @@ from qa.types import Sentence
 
 _TOKEN = re.compile(r"\w+(?:[-']\w+)*", re.UNICODE)
 _WH = frozenset("what which who whom whose when where why how".split())
+_BROKEN = re.compile(r"[.;!?]\s")
+_DIGIT = re.compile(r"\d")
 _AUXILIARY = frozenset("is are was were do does did has have had can could will would".split())
 
 
@@ -59,6 +63,7 @@ _LABEL_GROUPS = (
 )
 
 
+@lru_cache(maxsize=64)
 def labels(label: str) -> tuple[float, ...]:
     return tuple(1.0 if label in group else 0.0 for group in _LABEL_GROUPS)
 
@@ -70,18 +75,31 @@ def shape(
     b: int,
     label: str,
     joined: bool,
-    bounds: Sequence[tuple[int, int]],
+    entities: set[tuple[int, int]],
+    nested: bool,
 ) -> tuple[float, ...]:
-    """joined, wider, broken, bracketed, digit, nested: what the span's text looks like."""
+    """joined, wider, broken, bracketed, digit, nested: what the span's text looks like.
+    `entities`: the [start, end) of the sentence's named entities; `nested`: another candidate
+    lies inside this one."""
     base = hit.chunk.start
     text = hit.chunk.text[a - base : b - base]
-    exact = any(x == a and y == b and lab != NOUN_PHRASE for x, y, lab in sentence.entities)
     before = hit.chunk.text[max(sentence.start, a - 1) - base : a - base]
     return (
         1.0 if joined else 0.0,
-        1.0 if label != NOUN_PHRASE and not joined and not exact else 0.0,
-        1.0 if re.search(r"[.;!?]\s", text) else 0.0,
+        1.0 if label != NOUN_PHRASE and not joined and (a, b) not in entities else 0.0,
+        1.0 if _BROKEN.search(text) else 0.0,
         1.0 if before in ("(", '"', "“", "'") else 0.0,
-        1.0 if any(ch.isdigit() for ch in text) else 0.0,
-        1.0 if any(a <= x and y <= b and (x, y) != (a, b) for x, y in bounds) else 0.0,
+        1.0 if _DIGIT.search(text) else 0.0,
+        1.0 if nested else 0.0,
     )
+
+
+def nested_spans(bounds: Sequence[tuple[int, int]]) -> list[bool]:
+    """For each [start, end), whether another of `bounds` lies inside it."""
+    order = sorted(set(bounds))
+    starts = [x for x, _ in order]
+    out = []
+    for a, b in bounds:
+        lo, hi = bisect_left(starts, a), bisect_left(starts, b)
+        out.append(any(y <= b and (x, y) != (a, b) for x, y in order[lo:hi]))
+    return out

@@ -16,9 +16,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from qa import lexical
 from qa.asking.expect import PERSON_NOUNS, Expected
-from qa.asking.span_shape import aligned, fold, labels, question_context, shape
+from qa.asking.span_shape import (
+    aligned,
+    fold,
+    labels,
+    nested_spans,
+    question_context,
+    shape,
+)
 from qa.indexing.tagging import NOUN_PHRASE
 from qa.stores.base import ScoredChunk
 
@@ -97,6 +106,7 @@ def _load_weights() -> tuple[tuple[float, ...], float]:
 
 
 SPAN_WEIGHTS, SPAN_BIAS = _load_weights()
+_WEIGHTS = np.array(SPAN_WEIGHTS)
 STAY_MARGIN = 0.25
 COVERED = 0.5  # share of the question's terms a sentence must hold to count as answering
 
@@ -217,7 +227,10 @@ def scored_spans(
         ]
         own, joins = _spans_and_joins(hit, n)
         found, plain = own + joins, len(own)
-        bounds = [(a, b) for a, b, _ in found]
+        nested = nested_spans([(a, b) for a, b, _ in found])
+        named = {(a, b) for a, b, label in s.entities if label != NOUN_PHRASE}
+        features_of: list[tuple[float, ...]] = []
+        shorts: list[tuple[int, int, str, float, bool]] = []
         for index, (a, b, label) in enumerate(found):
             first, last = bisect_left(starts, a), bisect_right(ends, b) - 1
             if first > last:
@@ -284,7 +297,7 @@ def scored_spans(
                 1.0 if before and after_side else 0.0,
                 1.0 if cue in _CUES.get(expected.kind, _CUES["thing"]) else 0.0,
                 1.0 if cue in _COPULA else 0.0,
-                *shape(hit, s, a, b, label, index >= plain, bounds),
+                *shape(hit, s, a, b, label, index >= plain, named, nested[index]),
                 1.0 if last < len(toks) and toks[last].term in weights else 0.0,
                 1.0 if first == 0 else 0.0,
                 first / max(len(toks) - 1, 1),
@@ -292,8 +305,16 @@ def scored_spans(
                 aligned(context[1], words[last + 1 : last + 5]),
                 *labels(label),
             )
-            score = SPAN_BIAS + sum(w * f for w, f in zip(SPAN_WEIGHTS, features, strict=True))
-            out.append((Short(rank, n, a, b, label, score, near / total, typed), features))
+            features_of.append(features)
+            shorts.append((a, b, label, near / total, typed))
+        if features_of:
+            scores = np.asarray(features_of) @ _WEIGHTS + SPAN_BIAS
+            out.extend(
+                (Short(rank, n, a, b, label, float(score), near, typed), features)
+                for (a, b, label, near, typed), score, features in zip(
+                    shorts, scores, features_of, strict=True
+                )
+            )
     return out
 
 
