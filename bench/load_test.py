@@ -1,565 +1,248 @@
-"""Load test: N concurrent users for T seconds against a real `qa serve` on loopback.
+"""Load test: real readers against real `qa serve` processes, one of them or two behind nginx.
 
-Half the users ask through the REST API (POST /api/ask), half through the Gradio chat API
-(POST /gradio_api/call/ask, then its event stream). Each user holds conversations about the
-S-400 article: a question, then follow-ups that carry the history. Reported: failed requests
-(the check is that there are none), requests refused by the guards (429/503, counted apart),
-p50/p95/p99 latency, throughput, and the server's RSS at start, peak and end.
+In one run (so that every ratio compares figures taken minutes apart on the same machine):
 
-    python bench/load_test.py                      # 50 users x 60 s, into bench/RESULTS.md
-    python bench/load_test.py --users 10 --seconds 10 --out -
+1. the model alone: questions embedded a second one at a time and in batches of 16;
+2. one process, REST readers at 1, 4, 16, 50, 200, before batching (QA_BATCH_MAX=1) and
+   after (the defaults), the two servers side by side and measured in turn at each level;
+3. one process, 50 readers of the Gradio chat API (call + event stream);
+4. nginx (docs/deploy/nginx.conf) over two replicas: 50 and then 200 readers, half REST and
+   half chat, each from its own loopback address, every process's memory at start, peak and
+   end; the 200 run twice on the same replicas, to see whether memory stays flat.
 
-The server runs as its own process (so its memory is its own), with the rate limit off and
-room for every user in the REST and chat queues: this measures capacity, not the guards.
-tests/test_load.py runs a small, counted version in CI (load_counted: a fixed number of requests,
-the server's RSS after each round, judged by levels_off).
+Every reader holds conversations about the S-400 article (a question, then follow-ups that
+carry the history; no pause between questions: the worst case for latency). Every server runs
+the app's defaults but for the rate limit, which is off (a company's readers do not share one
+address; here they do). `--tuning` instead compares settings (the old guard defaults, a batch
+window) at 50 readers, one process.
+
+    python bench/load_test.py                      # into bench/RESULTS.md, below the marker
+    python bench/load_test.py --seconds 5 --out -  # a quick look
+
+tests/test_load.py runs a small, counted version in CI.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import datetime as dt
-import json
 import os
-import platform
-import random
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-import psutil
+if __package__ in (None, ""):  # `python bench/load_test.py`: bench/ first would make `bench`
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # bench/bench.py, not the folder
+
+from bench.load_driver import CHANNELS, CONVERSATIONS, Report, load
+from bench.load_report import (
+    Raw,
+    batching_table,
+    flat,
+    goal_rows,
+    loads,
+    machine_line,
+    p,
+    rate,
+    section,
+)
+from bench.servers import build_index, nginx, replicas
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-DOCS = REPO / "index" / "docs"
 RESULTS = HERE / "RESULTS.md"
 MARKER = "<!-- load test -->"  # bench.py writes above it and keeps what follows
-
-# Conversations about the article: a question, then follow-ups that lean on it. The last is
-# off-topic on purpose (the answer is a decline, which is a success).
-CONVERSATIONS = (
-    ("Why did Turkey choose the S-400?", "Who proposed it?", "What did the US offer instead?"),
-    ("Who is Conkar?", "What did he say about NATO?", "Where does he sit?"),
-    (
-        "Why is Turkey's relationship with the US strained?",
-        "Whom did Ankara blame for the coup attempt?",
-        "When was it?",
-    ),
-    ("What did Kaidanow say?", "Who would benefit from the purchase, according to her?"),
-    ("How long did Ankara study air defense systems?", "What happened when it asked the US?"),
-    ("What is the capital of France?",),
-)
-CHANNELS = ("rest", "gradio")
-QA = (sys.executable, "-m", "qa.cli")
+TUNING = "<!-- load tuning -->"  # `--tuning` writes below it
+LEVELS = (1, 4, 16, 50, 200)
+FLAT_MB = 25.0  # what a process may grow over the second 200-reader round and still be flat
 
 
-@dataclass
-class Outcome:
-    channel: str
-    status: str  # "ok", "refused" (429/503 from a guard) or "failed"
-    seconds: float
-    detail: str = ""
+def log(message: str) -> None:
+    print(f"[load {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-@dataclass
-class Report:
-    users: int
-    seconds: float
-    channels: tuple[str, ...] = CHANNELS
-    outcomes: list[Outcome] = field(default_factory=list)
-    rss_mb: dict[str, float] = field(default_factory=dict)  # startup, start, peak, end
-    load_average: float = 0.0  # the machine's 1-minute load average just before the run
-    samples_mb: list[float] = field(default_factory=list)
-    # A counted run (load_counted): the server's RSS after warm-up and after each round of
-    # `round_requests` requests, each taken with no request in flight.
-    checkpoints_mb: list[float] = field(default_factory=list)
-    round_requests: int = 0
+def raw_rate(seconds: float = 4.0) -> Raw:
+    """The bundled model in this process: one question per call (the embedder's encode, as a
+    lone reader's question goes), then 16 per call as the server embeds a batch (one thread,
+    qa/serve/batching.py), then 16 per call through the embedder's own encode (every core)."""
+    from qa.embedding import get_embedder
+    from qa.serve.batching import BatchingEmbedder
 
-    def of(self, channel: str | None = None, status: str | None = None) -> list[Outcome]:
-        return [
-            o
-            for o in self.outcomes
-            if (channel is None or o.channel == channel) and (status is None or o.status == status)
-        ]
+    embedder = get_embedder().load()
+    server = BatchingEmbedder(embedder)
+    questions = [q for conversation in CONVERSATIONS for q in conversation]
+    embedder.encode(questions[:16], batch_size=16)  # warm
+    load_average = os.getloadavg()[0]
 
-    @property
-    def failed(self) -> list[Outcome]:
-        return self.of(status="failed")
+    def measure(size: int, encode: Callable[[list[str]], Any]) -> tuple[float, list[float]]:
+        done, calls, began = 0, [], time.perf_counter()
+        while time.perf_counter() - began < seconds:
+            batch = [questions[(done + i) % len(questions)] for i in range(size)]
+            t = time.perf_counter()
+            encode(batch)
+            calls.append(time.perf_counter() - t)
+            done += size
+        return done / (time.perf_counter() - began), calls
 
-    @property
-    def refused(self) -> list[Outcome]:
-        return self.of(status="refused")
-
-
-# ----- the server --------------------------------------------------------------------------------
+    single, calls = measure(1, lambda texts: embedder.encode(texts, batch_size=1))
+    batched, _ = measure(16, server._encode)
+    all_cores, _ = measure(16, lambda texts: embedder.encode(texts, batch_size=16))
+    median_ms = 1000 * sorted(calls)[len(calls) // 2]
+    return Raw(single, batched, median_ms, load_average, all_cores)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def build_index(out: Path) -> Path:
-    """The article's knowledge base, built by the real `qa index` into `out`."""
-    subprocess.run(
-        [sys.executable, "-m", "qa.cli", "index", str(DOCS), "--out", str(out), "--quiet"],
-        check=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        stdout=subprocess.DEVNULL,
+def run_load(base: str, pids: dict[str, int], users: int, seconds: float, **kw: Any) -> Report:
+    report = asyncio.run(load(base, pids, users, seconds, **kw))
+    log(
+        f"{users} readers {'+'.join(report.channels)}: {rate(report):.0f}/s, p50 "
+        f"{p(report, 50):.0f} p95 {p(report, 95):.0f} ms, {len(report.failed)} failed, "
+        f"{len(report.refused)} refused ({loads(report)})"
     )
-    return out
-
-
-@contextlib.contextmanager
-def server(
-    index: Path, workdir: Path, users: int, command: Sequence[str] | None = None, **env: str
-) -> Iterator[tuple[str, int]]:
-    """`qa serve` on a free loopback port; yields its base URL and pid.
-
-    `command` runs the `qa` command line (default `python -m qa.cli`), e.g. a wrapper that
-    patches qa before calling `qa.cli.main`; `serve` and its options are added to it."""
-    port = free_port()
-    environ = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "GRADIO_TEMP_DIR": str(workdir / "gradio"),
-        "QA_RATE_LIMIT": "0",  # every user comes from 127.0.0.1: one client to the limiter
-        "QA_MAX_INFLIGHT": str(max(8, users)),
-        "QA_QUEUE_SIZE": str(max(64, 2 * users)),
-        **env,
-    }
-    log = (workdir / "server.log").open("w")
-    process = subprocess.Popen(
-        [*(command or QA), "serve", "--index", str(index), "--port", str(port)],
-        cwd=workdir,
-        env=environ,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"qa serve exited: {(workdir / 'server.log').read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("qa serve did not become healthy in 180 s")
-            time.sleep(0.25)
-        yield base, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def rss_mb(pid: int) -> float:
-    return psutil.Process(pid).memory_info().rss / 2**20
-
-
-# ----- the users ---------------------------------------------------------------------------------
-
-
-async def ask_rest(client: httpx.AsyncClient, question: str, history: list[dict[str, str]]) -> Any:
-    response = await client.post("/api/ask", json={"question": question, "history": history})
-    if response.status_code in (429, 503):
-        raise Refused(f"{response.status_code} {response.text[:200]}")
-    if response.status_code != 200:
-        raise Failed(f"{response.status_code} {response.text[:200]}")
-    return response.json()
-
-
-async def ask_gradio(
-    client: httpx.AsyncClient, question: str, history: list[dict[str, str]]
-) -> Any:
-    """The chat's API: queue the call, then read its server-sent events to the end."""
-    response = await client.post("/gradio_api/call/ask", json={"data": [question, history]})
-    if response.status_code in (429, 503):
-        raise Refused(f"{response.status_code} {response.text[:200]}")
-    if response.status_code != 200:
-        raise Failed(f"{response.status_code} {response.text[:200]}")
-    event_id = response.json()["event_id"]
-    event = None
-    async with client.stream("GET", f"/gradio_api/call/ask/{event_id}") as stream:
-        if stream.status_code != 200:
-            raise Failed(f"stream {stream.status_code}")
-        async for line in stream.aiter_lines():
-            if line.startswith("event:"):
-                event = line.removeprefix("event:").strip()
-            elif line.startswith("data:") and event in ("complete", "error"):
-                data = json.loads(line.removeprefix("data:"))
-                if event == "error":
-                    message = json.dumps(data)
-                    if "busy" in message.lower() or "queue is full" in message.lower():
-                        raise Refused(message[:200])
-                    raise Failed(f"error event: {message[:200]}")
-                return data[0]
-    raise Failed(f"the event stream ended without a result (last event {event!r})")
-
-
-class Refused(Exception):
-    """A guard turned the request away (429, 503, a full queue): by design, counted apart."""
-
-
-class Failed(Exception):
-    """Anything else that is not a well-formed answer."""
-
-
-def check_body(body: Any, question: str) -> None:
-    if not isinstance(body, dict) or not isinstance(body.get("answer"), str) or not body["answer"]:
-        raise Failed(f"not an answer: {str(body)[:200]}")
-    if not isinstance(body.get("passages"), list) or body.get("question") != question:
-        raise Failed(f"malformed answer: {str(body)[:200]}")
-
-
-async def user(
-    number: int,
-    channel: str,
-    client: httpx.AsyncClient,
-    more: Callable[[], bool],
-    report: Report,
-    think: float,
-) -> None:
-    """Conversations, question after question, for as long as `more()` (asked before each)."""
-    rng = random.Random(number)
-    ask = ask_rest if channel == "rest" else ask_gradio
-    while True:
-        history: list[dict[str, str]] = []
-        for question in rng.choice(CONVERSATIONS):
-            if not more():
-                return
-            began = time.monotonic()
-            try:
-                body = await ask(client, question, history)
-                check_body(body, question)
-            except Refused as error:
-                report.outcomes.append(
-                    Outcome(channel, "refused", time.monotonic() - began, str(error))
-                )
-                break
-            except Exception as error:  # a timeout, a reset connection, a bad body...
-                detail = f"{type(error).__name__}: {error}"
-                report.outcomes.append(Outcome(channel, "failed", time.monotonic() - began, detail))
-                break
-            report.outcomes.append(Outcome(channel, "ok", time.monotonic() - began))
-            history += [
-                {"role": "user", "content": question},
-                {"role": "assistant", "content": body["answer"]},
-            ]
-            if think:
-                await asyncio.sleep(rng.uniform(0, 2 * think))
-
-
-async def sample_memory(pid: int, report: Report, running: Callable[[], bool]) -> None:
-    while running():
-        report.samples_mb.append(rss_mb(pid))
-        await asyncio.sleep(0.5)
-
-
-async def sampled(pid: int, report: Report, work: Awaitable[Any]) -> None:
-    """Await `work`, sampling the server's RSS every half second meanwhile."""
-    task = asyncio.ensure_future(work)
-    while not task.done():
-        report.samples_mb.append(rss_mb(pid))
-        await asyncio.wait({task}, timeout=0.5)
-    await task
-
-
-def tickets(count: int) -> Callable[[], bool]:
-    """A `more()` for users sharing a fixed number of requests: true `count` times in all."""
-    left = count
-
-    def more() -> bool:
-        nonlocal left
-        left -= 1
-        return left >= 0
-
-    return more
-
-
-async def warm_up(client: httpx.AsyncClient) -> None:
-    """Every path once, each checked."""
-    for conversation in CONVERSATIONS:
-        check_body(await ask_rest(client, conversation[0], []), conversation[0])
-        check_body(await ask_gradio(client, conversation[0], []), conversation[0])
-
-
-def client_for(base: str, users: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=2 * users + 4, max_keepalive_connections=2 * users + 4)
-    return httpx.AsyncClient(base_url=base, timeout=120, limits=limits)
-
-
-async def load(
-    base: str,
-    pid: int,
-    users: int,
-    seconds: float,
-    think: float = 0.0,
-    channels: tuple[str, ...] = CHANNELS,
-) -> Report:
-    """Warm the server up, then run `users` users for `seconds`; the report of that run.
-
-    User n talks through channels[n % len(channels)]."""
-    report = Report(users, seconds, channels)
-    async with client_for(base, users) as client:
-        report.rss_mb["startup"] = rss_mb(pid)
-        await warm_up(client)  # not measured
-        report.rss_mb["start"] = rss_mb(pid)
-        report.load_average = os.getloadavg()[0]
-        began = time.monotonic()
-        until = began + seconds
-
-        def more() -> bool:
-            return time.monotonic() < until
-
-        await asyncio.gather(
-            sample_memory(pid, report, more),
-            *(
-                user(n, channels[n % len(channels)], client, more, report, think)
-                for n in range(users)
-            ),
-        )
-        report.seconds = time.monotonic() - began
-        report.rss_mb["end"] = rss_mb(pid)
-        report.rss_mb["peak"] = max([*report.samples_mb, report.rss_mb["end"]])
     return report
 
 
-async def load_counted(
-    base: str,
-    pid: int,
-    users: int,
-    requests: int,
-    rounds: int = 2,
-    channels: tuple[str, ...] = CHANNELS,
-) -> Report:
-    """Warm up, then `rounds` rounds of `requests` requests by `users` users; the report.
+def main_run(index: Path, workdir: Path, seconds: float) -> tuple[list[str], bool]:
+    source = ["--index", str(index)]
+    log("raw embedding rate")
+    raw = raw_rate()
+    log(f"raw: {raw.single:.0f}/s single, {raw.batched:.0f}/s in 16s")
+    before: list[Report] = []
+    after: list[Report] = []
+    (workdir / "before").mkdir()
+    (workdir / "after").mkdir()
+    with (
+        replicas(source, workdir / "before", 1, QA_BATCH_MAX="1") as (b,),
+        replicas(source, workdir / "after", 1) as (a,),
+    ):
+        for number, users in enumerate(LEVELS):
+            # Which server goes first alternates, so that neither always meets a warmer machine.
+            order = [(b, before), (a, after)] if number % 2 == 0 else [(a, after), (b, before)]
+            for replica, into in order:
+                pids = {"qa serve": replica.pid}
+                into.append(run_load(replica.base, pids, users, seconds, channels=("rest",)))
+        log("50 chat readers, one process")
+        chat = run_load(a.base, {"qa serve": a.pid}, 50, 2 * seconds, channels=("gradio",))
+    (workdir / "two").mkdir()
+    with replicas(source, workdir / "two", 2) as pair, nginx(workdir, [r.port for r in pair]) as nx:
+        pids = {"replica 1": pair[0].pid, "replica 2": pair[1].pid, "nginx": nx.pid}
+        log("through nginx: 50 readers")
+        fifty = run_load(nx.base, pids, 50, 2 * seconds, spread=True)
+        log("through nginx: 200 readers, twice")
+        rounds = [run_load(nx.base, pids, 200, 2 * seconds, spread=True) for _ in range(2)]
+        nginx_errors = nx.errors()
 
-    A fixed amount of work, whatever the machine's speed (no duration anywhere):
-    `report.checkpoints_mb` holds the server's RSS after the warm-up (every path once) and
-    after each round, each taken once every request of the round is answered, none in flight.
-    User n talks through channels[n % len(channels)]."""
-    report = Report(users, 0.0, channels, round_requests=requests)
-    async with client_for(base, users) as client:
-        report.rss_mb["startup"] = rss_mb(pid)
-        await warm_up(client)
-        report.rss_mb["start"] = rss_mb(pid)
-        report.checkpoints_mb.append(report.rss_mb["start"])
-        report.load_average = os.getloadavg()[0]
-        began = time.monotonic()
-        for number in range(rounds):
-            more = tickets(requests)
-            await sampled(
-                pid,
-                report,
-                asyncio.gather(
-                    *(
-                        user(
-                            number * users + n, channels[n % len(channels)], client, more, report, 0
-                        )
-                        for n in range(users)
-                    )
-                ),
-            )
-            report.checkpoints_mb.append(rss_mb(pid))
-        report.seconds = time.monotonic() - began
-        report.rss_mb["end"] = report.checkpoints_mb[-1]
-        report.rss_mb["peak"] = max([*report.samples_mb, *report.checkpoints_mb])
-    return report
-
-
-@dataclass(frozen=True)
-class Memory:
-    """What levels_off() makes of a counted run's checkpoints."""
-
-    ok: bool
-    first_mb: float  # growth over the first round
-    second_mb: float  # growth over the last round
-    limit_mb: float  # what the last round may grow
-    why: str
-
-
-def levels_off(
-    checkpoints_mb: Sequence[float], round_requests: int, max_kb_per_request: float
-) -> Memory:
-    """Does the server's memory level off? A verdict on its RSS after warm-up and each round.
-
-    Growth that comes once (allocator arenas, the threads' first requests, caches filling
-    up) lands in the first round, however long it takes; a leak grows with every request, so
-    the last round grows like the first. So only the last round is judged: it may grow
-    `round_requests * max_kb_per_request`. Rounds are counts of requests, not durations: the
-    verdict on a slow machine is the verdict on a fast one."""
-    if len(checkpoints_mb) < 3:
-        raise ValueError(f"need RSS after warm-up and two rounds at least, not {checkpoints_mb}")
-    if round_requests <= 0:
-        raise ValueError(f"round_requests must be positive, not {round_requests}")
-    first = checkpoints_mb[1] - checkpoints_mb[0]
-    second = checkpoints_mb[-1] - checkpoints_mb[-2]
-    limit = round_requests * max_kb_per_request / 1024
-    per_request = second * 1024 / round_requests
-    ok = second <= limit
-    why = (
-        f"RSS {' -> '.join(f'{mb:.1f}' for mb in checkpoints_mb)} MB: the first round of "
-        f"{round_requests} requests grew {first:+.1f} MB, the last {second:+.1f} MB "
-        f"({per_request:.0f} KB a request); "
-        + (f"levels off (at most {limit:.1f} MB)" if ok else f"LEAK: over {limit:.1f} MB")
-    )
-    return Memory(ok, first, second, limit, why)
-
-
-# ----- the report --------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def markdown(report: Report, command: str) -> str:
-    rows = []
-    for channel in (*dict.fromkeys(report.channels), None):
-        done = report.of(channel)
-        ok = [o.seconds * 1000 for o in report.of(channel, "ok")]
-        name = {"rest": "REST `POST /api/ask`", "gradio": "Gradio `ask` (call + stream)"}.get(
-            channel or "", "**all**"
-        )
-        rows.append(
-            f"| {name} | {len(done)} | {len(ok)} | {len(report.of(channel, 'refused'))} | "
-            f"{len(report.of(channel, 'failed'))} | {percentile(ok, 50):.0f} | "
-            f"{percentile(ok, 95):.0f} | {percentile(ok, 99):.0f} | "
-            f"{max(ok, default=float('nan')):.0f} | {len(ok) / report.seconds:.1f} |"
-        )
-    failed = report.failed
-    verdict = (
-        "**0 failed requests.**"
-        if not failed
-        else f"**{len(failed)} FAILED requests**, e.g. `{failed[0].detail}`"
-    )
-    rss = report.rss_mb
-    ways = (
-        "half through the REST API and half through the Gradio chat API"
-        if len(set(report.channels)) > 1
-        else f"all through the {'REST' if report.channels[0] == 'rest' else 'Gradio chat'} API"
-    )
-    return "\n".join(
-        [
-            "## Load test",
-            "",
-            f"{report.users} concurrent users for {report.seconds:.0f} s against `qa serve` on "
-            f"loopback, {ways}, each asking about the S-400 article with follow-ups that "
-            "carry the history (no pause between questions: a stress test, the worst case for "
-            "latency). Server guards: rate limit off (every user is 127.0.0.1), room for every "
-            "user in the REST and chat queues, chat concurrency at its default.",
-            "",
-            verdict,
-            "",
-            "| channel | requests | ok | refused | failed | p50 ms | p95 ms | p99 ms | max ms | "
-            "answers/s |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-            *rows,
-            "",
-            f"Server RSS: {rss['startup']:.0f} MB after startup, {rss['start']:.0f} MB after "
-            f"warm-up, {rss['peak']:.0f} MB peak, {rss['end']:.0f} MB at the end "
-            f"({rss['end'] - rss['start']:+.0f} MB over the run).",
-            "",
-            f"Machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-            f"Python {platform.python_version()}; the load generator shares the machine, whose "
-            f"load average was {report.load_average:.1f} before the run. "
-            f"Run {dt.date.today().isoformat()}: `{command}`.",
-            "",
-        ]
-    )
-
-
-def soak_markdown(first: Report, rounds: list[Report]) -> str:
-    if not rounds:
-        return ""
-    lines = [
-        "",
-        "### Memory over a longer run",
-        "",
-        "The same server, more rounds of the same load:",
-        "",
-        "| round | requests so far | failed | server RSS at its end, MB |",
-        "|---:|---:|---:|---:|",
+    rest50 = after[LEVELS.index(50)]
+    lone = after[LEVELS.index(1)]
+    ratio = p(lone, 50) / raw.single_ms
+    is_flat, growth = flat(rounds[1], FLAT_MB)
+    errors = [len(r.failed) + len(r.refused) for r in (rest50, chat, fifty, *rounds)]
+    goals = [
+        (
+            "50 REST readers, one process: >= 2x the raw single-stream rate",
+            f"{rate(rest50):.0f}/s = {rate(rest50) / raw.single:.2f}x {raw.single:.0f}/s",
+            rate(rest50) >= 2 * raw.single,
+        ),
+        ("... p95 <= 300 ms", f"{p(rest50, 95):.0f} ms", p(rest50, 95) <= 300),
+        ("... 0 errors", str(errors[0]), errors[0] == 0),
+        ("50 chat readers: p95 <= 1 s", f"{p(chat, 95):.0f} ms", p(chat, 95) <= 1000),
+        ("... 0 errors", str(errors[1]), errors[1] == 0),
+        (
+            "200 readers, nginx, 2 replicas: 0 errors",
+            f"{errors[3]} + {errors[4]}",
+            not any(errors[3:]),
+        ),
+        (f"... memory flat per process (second round, <= {FLAT_MB:.0f} MB)", growth, is_flat),
+        (
+            "a lone reader's ask <= 1.2x one raw embedding",
+            f"p50 {p(lone, 50):.1f} ms / {raw.single_ms:.1f} ms = {ratio:.2f}x",
+            ratio <= 1.2,
+        ),
     ]
-    total = 0
-    for number, report in enumerate([first, *rounds], start=1):
-        total += len(report.outcomes)
-        lines.append(f"| {number} | {total} | {len(report.failed)} | {report.rss_mb['end']:.0f} |")
-    return "\n".join([*lines, ""])
+    nginx_what = (
+        "Through nginx (docs/deploy/nginx.conf) over two replicas, half the readers on REST and "
+        "half on the Gradio chat API, each reader from its own loopback address:"
+    )
+    lines = [
+        "## Load test",
+        "",
+        "Real readers against real `qa serve` processes on loopback (each its own process, the "
+        "app's defaults, rate limit off), asking about the S-400 article with follow-ups that "
+        "carry the history, no pause between questions. Errors are failed requests plus "
+        "requests a guard refused (429/503, a full queue). Written by `bench/load_test.py`.",
+        "",
+        *goal_rows(goals),
+        "",
+        "### The model alone",
+        "",
+        f"In the load test's own process, no server (load average {raw.load_average:.1f}): "
+        f"**{raw.single:.0f} questions/s one at a time** ({raw.single_ms:.1f} ms a call), "
+        f"**{raw.batched:.0f}/s in batches of 16** on one torch thread, as the server embeds "
+        f"a batch ({raw.all_cores:.0f}/s through the embedder's own encode, which uses every "
+        "core for 8 texts or more: its threads spin-wait for cores the machine does not have).",
+        "",
+        "### Batching: REST readers against one process",
+        "",
+        "Before = `QA_BATCH_MAX=1` (every question embedded alone), after = the defaults "
+        f"(`QA_BATCH_MAX=16`, `QA_BATCH_WINDOW_MS=0`); {seconds:.0f} s a level, the two servers "
+        "measured in turn at each level. Errors: failed + refused.",
+        "",
+        *batching_table(LEVELS, before, after, raw),
+        "",
+        *section("50 chat readers, one process", "The Gradio chat API (call + stream):", chat),
+        *section("50 readers through nginx, two replicas", nginx_what, fifty),
+        *section("200 readers through nginx, two replicas: first round", nginx_what, rounds[0]),
+        *section("200 readers: second round, the same replicas", nginx_what, rounds[1]),
+        f"nginx's error log over the three runs through it: {len(nginx_errors)} lines"
+        + (":" if nginx_errors else "."),
+        "",
+        *([f"    {line[:200]}" for line in nginx_errors[:8]] + [""] if nginx_errors else []),
+    ]
+    return lines, not any(errors)
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace what follows the load-test marker of a results file; write any other file whole."""
+def write_section(path: Path, text: str, tuning: bool = False) -> None:
+    """Replace the load test's part of a results file (what follows its marker, up to the
+    tuning marker, which a `--tuning` run owns the rest after); write any other file whole."""
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if MARKER in old:
-        text = old.split(MARKER, 1)[0] + MARKER + "\n" + text
+        head, tail = old.split(MARKER, 1)
+        main, _, tuned = tail.partition(TUNING)
+        if tuning:
+            text = head + MARKER + main.rstrip("\n") + "\n\n" + TUNING + "\n" + text
+        else:
+            text = head + MARKER + "\n" + text + "\n" + TUNING + tuned
     path.write_text(text, encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, run: Callable[..., Any] = main_run) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--think", type=float, default=0.0, help="mean pause between questions")
+    parser.add_argument("--seconds", type=float, default=15, help="per level (chat, nginx: 2x)")
     parser.add_argument("--index", help="knowledge base to serve (default: build the article's)")
+    parser.add_argument("--tuning", action="store_true", help="compare settings instead")
     parser.add_argument(
         "--out", default=str(RESULTS), help="markdown file (default: bench/RESULTS.md), or -"
     )
-    parser.add_argument(
-        "--soak",
-        type=int,
-        default=0,
-        metavar="ROUNDS",
-        help="then run this many more rounds on the same server, to watch its memory",
-    )
-    parser.add_argument(
-        "--channels", default=",".join(CHANNELS), help="rest, gradio or both (rest,gradio)"
-    )
     args = parser.parse_args(argv)
-    channels = tuple(c.strip() for c in args.channels.split(",") if c.strip())
-    if not channels or set(channels) - set(CHANNELS):
-        parser.error(f"--channels must name rest and/or gradio, not {args.channels!r}")
-    soak: list[Report] = []
+    command = "python bench/load_test.py " + " ".join(argv if argv is not None else sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="qa-load-") as tmp:
         workdir = Path(tmp)
         index = Path(args.index) if args.index else build_index(workdir / "kb")
-        with server(index, workdir, args.users) as (base, pid):
-            for _ in range(1 + args.soak):
-                soak.append(
-                    asyncio.run(load(base, pid, args.users, args.seconds, args.think, channels))
-                )
-    report, soak = soak[0], soak[1:]
-    command = "python bench/load_test.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = markdown(report, command.strip()) + soak_markdown(report, soak)
-    if args.out == "-":
-        print(text)
-    else:
-        write_section(Path(args.out), text)
-        print(text)
-    return 1 if report.failed or any(r.failed for r in soak) else 0
+        if args.tuning:
+            from bench.load_tuning import tuning_run
 
+            lines, ok = tuning_run(index, workdir, args.seconds)
+        else:
+            lines, ok = run(index, workdir, args.seconds)
+    text = "\n".join([*lines, machine_line(command.strip()), ""])
+    print(text)
+    if args.out != "-":
+        write_section(Path(args.out), text, tuning=args.tuning)
+    return 0 if ok else 1
+
+
+__all__ = ["CHANNELS", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

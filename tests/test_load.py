@@ -1,9 +1,11 @@
-"""A small load test for CI: 10 users, 2 x 200 requests against a real `qa serve`, REST and chat.
+"""A small load test for CI: 10 users, 2 x 200 requests against a real `qa serve`, REST and chat,
+and 20 readers through nginx over two replicas.
 
-The full one (50 users x 60 s, with latency figures) is bench/load_test.py; here only what must
-hold at any load: every request is answered, none refused (the guards are set wide), and the
-server's memory levels off. No latency is asserted, and nothing is timed: the load is a fixed
-number of requests, so a slow machine does the same work as a fast one, only later.
+The full one (1 to 200 readers, one process and two behind nginx, with latency figures) is
+bench/load_test.py; here only what must hold at any load: every request is answered, none
+refused (at the app's default guards), and the server's memory levels off. No latency is
+asserted, and nothing is timed: the load is a fixed number of requests, so a slow machine does
+the same work as a fast one, only later.
 
 The memory check (bench.load_test.levels_off) compares the server's RSS after warm-up, after
 ROUND requests and after 2 x ROUND. The first round takes what a server grows once, whatever
@@ -15,14 +17,14 @@ requests); the second may grow MAX_GROWTH_PER_REQUEST_KB a request. A leak of 20
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from bench.load_test import CHANNELS, Report, levels_off, load_counted, server
+from bench.load_driver import CHANNELS, Report, levels_off, load_counted
+from bench.servers import nginx, replicas, server
 
 REPO = Path(__file__).resolve().parent.parent
 USERS = 10
@@ -38,13 +40,10 @@ LEAKY_QA = (sys.executable, "-m", "tests.leaky_qa")
 def run_load(kb_folder: Path, workdir: Path, command: tuple[str, ...] | None = None) -> Report:
     # The load runs in its own thread: Playwright's sync API (the browser tests' session
     # fixture) leaves an event loop running on this one, and asyncio.run() refuses to nest.
-    # The server runs in workdir: PYTHONPATH lets it import the wrapper from tests/.
-    pythonpath = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p)
-    with (
-        server(kb_folder, workdir, USERS, command, PYTHONPATH=pythonpath) as (base, pid),
-        ThreadPoolExecutor(1) as pool,
-    ):
-        return pool.submit(asyncio.run, load_counted(base, pid, USERS, ROUND, rounds=2)).result()
+    # The server runs in workdir; its PYTHONPATH (bench.servers) has the wrapper in tests/.
+    with server(kb_folder, workdir, command) as (base, pid), ThreadPoolExecutor(1) as pool:
+        work = load_counted(base, {"qa serve": pid}, USERS, ROUND, rounds=2)
+        return pool.submit(asyncio.run, work).result()
 
 
 def assert_all_answered(report: Report) -> None:
@@ -63,6 +62,27 @@ def test_ten_users_all_get_answers_and_memory_levels_off(article_kb, tmp_path):
     memory = levels_off(report.checkpoints_mb, ROUND, MAX_GROWTH_PER_REQUEST_KB)
     print(memory.why)
     assert memory.ok, memory.why
+
+
+@pytest.mark.slow
+def test_twenty_readers_through_nginx_over_two_replicas_all_get_answers(article_kb, tmp_path):
+    """docs/deploy/nginx.conf over two replicas, each reader from its own loopback address (the
+    chat's queue is pinned to a replica by the client's address): no error on either path."""
+    readers, requests = 20, 200
+    source = ["--index", str(article_kb.folder)]
+    with (
+        replicas(source, tmp_path, 2) as pair,
+        nginx(tmp_path, [r.port for r in pair]) as front,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        pids = {"replica 1": pair[0].pid, "replica 2": pair[1].pid}
+        work = load_counted(front.base, pids, readers, requests, rounds=1, spread=True)
+        report = pool.submit(asyncio.run, work).result()
+    assert report.failed == [], [o.detail for o in report.failed[:5]]
+    assert report.refused == [], [o.detail for o in report.refused[:5]]
+    assert len(report.outcomes) == requests
+    for channel in CHANNELS:
+        assert len(report.of(channel, "ok")) >= readers // 2, f"too few through {channel}"
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ replica, without a reload: the PostgreSQL store reads committed state on every q
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -17,8 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.servers import Replica, free_port, serve_env
 from tests.conftest import ARTICLE, REPO
-from tests.pgserver import free_port, postgres, replica
+from tests.pgserver import postgres, replica
 
 pytestmark = pytest.mark.slow
 
@@ -29,21 +29,11 @@ FACT = (
 QUESTION = "Who kept the lighthouse on Kestrel Point?"
 
 
-def _env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "QA_RATE_LIMIT": "0",
-    }
-
-
 def _qa(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "qa.cli", *args],
         cwd=REPO,
-        env=_env(),
+        env=serve_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -52,32 +42,11 @@ def _qa(*args: str) -> subprocess.CompletedProcess[str]:
 
 @contextlib.contextmanager
 def _serve(store: str, log: Path) -> Iterator[str]:
-    port = free_port()
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "qa.cli", "serve", "--store", store, "--port", str(port)],
-            cwd=REPO,
-            env=_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
+    server = Replica(["--store", store], free_port(), log).start()
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, log.read_text()
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=5).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.3)
-        yield base
+        yield server.wait_healthy().base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        server.stop()
 
 
 def _sources(base: str) -> list[str]:

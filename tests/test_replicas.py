@@ -1,108 +1,26 @@
 """Two `qa serve` replicas behind a real nginx (docs/deploy/nginx.conf): one dies under load.
 
 Requests already inside the killed replica may fail; every request that starts after the kill
-succeeds (nginx retries connections the dead one refuses), the Gradio API keeps answering, and
-the restarted replica rejoins without a failed request.
+succeeds (nginx retries connections the dead one refuses), the Gradio API keeps answering, a
+reader's open chat page asks its next follow-up without a reload (the conversation comes from
+the page, not from the dead process), and the restarted replica rejoins without a failed
+request. The replicas, nginx and the helpers are bench/servers.py's, as the load test uses.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import REPO
-from tests.pgserver import free_port
+from bench.servers import nginx, replicas
+from tests.test_browser import ask as ask_in_page
 
 pytestmark = pytest.mark.slow
 
-NGINX = "/usr/sbin/nginx"
 QUESTIONS = ["Who is Conkar?", "Why did Turkey choose the S-400?", "What did Kaidanow say?"]
-
-
-def _env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "QA_RATE_LIMIT": "0",
-        "QA_TRUSTED_PROXIES": "127.0.0.1",
-    }
-
-
-def _start_replica(index: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("a") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "qa.cli", "serve", "--index", str(index), "--port", str(port)],
-            cwd=REPO,
-            env=_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 180
-    while True:
-        assert process.poll() is None, log.read_text()
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/healthz", timeout=5).status_code == 200:
-                return
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.3)
-
-
-@contextlib.contextmanager
-def _nginx(tmp: Path, listen: int, ports: list[int]) -> Iterator[str]:
-    """docs/deploy/nginx.conf with this test's ports, its own prefix, in the foreground."""
-    conf = (REPO / "docs" / "deploy" / "nginx.conf").read_text()
-    conf = conf.replace("server 127.0.0.1:7861", f"server 127.0.0.1:{ports[0]}")
-    conf = conf.replace("server 127.0.0.1:7862", f"server 127.0.0.1:{ports[1]}")
-    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{listen};")
-    conf = conf.replace("worker_processes auto;", "worker_processes 1;")
-    prefix = tmp / "nginx"
-    for sub in ("logs", "tmp"):
-        (prefix / sub).mkdir(parents=True, exist_ok=True)
-        (prefix / sub).chmod(0o777)
-    temp = " ".join(
-        f"{kind}_temp_path {prefix}/tmp/{kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    conf = conf.replace(
-        "http {",
-        f"http {{\n    access_log off; {temp}\n    add_header X-Served-By $upstream_addr always;",
-    )
-    conf = f"daemon off; pid {prefix}/nginx.pid; error_log {prefix}/logs/error.log warn;\n{conf}"
-    (prefix / "nginx.conf").write_text(conf)
-    process = subprocess.Popen(
-        [NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{listen}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.get(f"{base}/healthz", timeout=2)
-                break
-            assert time.monotonic() < deadline, "nginx did not start"
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 class Load:
@@ -146,51 +64,58 @@ def _gradio_ask(base: str, question: str) -> str:
     return httpx.get(f"{base}/gradio_api/call/ask/{event}", timeout=60).text
 
 
-def test_losing_a_replica_under_load(article_kb, tmp_path):
-    ports = [free_port(), free_port()]
-    logs = [tmp_path / f"replica-{n}.log" for n in range(2)]
-    replicas = [
-        _start_replica(article_kb.folder, p, log) for p, log in zip(ports, logs, strict=True)
-    ]
-    try:
-        for port, process, log in zip(ports, replicas, logs, strict=True):
-            _wait_healthy(f"http://127.0.0.1:{port}", process, log)
-        with _nginx(tmp_path, free_port(), ports) as base:
-            assert "event: complete" in _gradio_ask(base, "Who is Conkar?")
-            with Load(base, clients=8) as load:
-                time.sleep(3)
-                served = {s for _, status, s in load.outcomes if status == 200}
-                assert len(served) == 1, served  # one client address: one replica (hash)
-                victim = ports.index(int(served.pop().rsplit(":", 1)[1]))
-                killed = time.monotonic()
-                replicas[victim].send_signal(signal.SIGKILL)
-                replicas[victim].wait(timeout=10)
-                time.sleep(4)
-                # The chat path (the Gradio API) works after the kill without any reset.
-                assert "event: complete" in _gradio_ask(base, "Why did Turkey choose the S-400?")
-                replicas[victim] = _start_replica(article_kb.folder, ports[victim], logs[victim])
-                _wait_healthy(f"http://127.0.0.1:{ports[victim]}", replicas[victim], logs[victim])
-                rejoined = time.monotonic()
-                time.sleep(3)
-            failed = [(t - killed, s) for t, s, _ in load.outcomes if s != 200]
-            after_kill = [f for f in failed if f[0] > 0.5]
-            after_rejoin = [o for o in load.outcomes if o[0] > rejoined and o[1] != 200]
-            recovered = min(
-                (t - killed for t, s, _ in load.outcomes if t > killed and s == 200), default=None
-            )
-            print(
-                f"\nreplica loss: {len(load.outcomes)} requests, {len(failed)} failed "
-                f"(all started within 0.5 s of the kill: {not after_kill}); first success "
-                f"{recovered:.2f} s after the kill; after rejoining: {len(after_rejoin)} failed"
-            )
-            assert not after_kill, after_kill
-            assert not after_rejoin, after_rejoin
-            assert recovered is not None and recovered < 2
-    finally:
-        for process in replicas:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+def _port(served_by: str) -> int:
+    return int(served_by.rsplit(":", 1)[1])
+
+
+def test_losing_a_replica_under_load(article_kb, tmp_path, browser):
+    source = ["--index", str(article_kb.folder)]
+    with replicas(source, tmp_path, 2) as pair, nginx(tmp_path, [r.port for r in pair]) as front:
+        base = front.base
+        assert "event: complete" in _gradio_ask(base, "Who is Conkar?")
+        # The chat page, through nginx: its Gradio queue goes to the replica the client
+        # address hashes to; REST questions go to the least busy one.
+        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        page = context.new_page()
+        page.goto(base + "/")
+        ask_in_page(page, "Who is Conkar?")
+        chat_port = _port(httpx.get(f"{base}/healthz", timeout=5).headers["x-served-by"])
+        victim = next(n for n, r in enumerate(pair) if r.port == chat_port)
+        with Load(base, clients=8) as load:
+            time.sleep(3)
+            served = {_port(s) for _, status, s in load.outcomes if status == 200}
+            assert served == {r.port for r in pair}, served  # REST: both replicas work
+            killed = time.monotonic()
+            pair[victim].kill()
+            time.sleep(4)
+            # The chat path (the Gradio API) works after the kill without any reset...
+            assert "event: complete" in _gradio_ask(base, "Why did Turkey choose the S-400?")
+            # ...and so does the reader's open page: the follow-up leans on the question the
+            # dead replica answered, and the conversation stays on the page.
+            reply = ask_in_page(page, "What did he say about the Patriots?")
+            assert "qa-answered" in (reply.get_attribute("class") or "")
+            assert page.locator(".qa-reply").count() == 2
+            answered_by = _port(httpx.get(f"{base}/healthz", timeout=5).headers["x-served-by"])
+            assert answered_by != chat_port
+            pair[victim].start().wait_healthy()
+            rejoined = time.monotonic()
+            time.sleep(3)
+        context.close()
+        failed = [(t - killed, s) for t, s, _ in load.outcomes if s != 200]
+        after_kill = [f for f in failed if f[0] > 0.5]
+        after_rejoin = [o for o in load.outcomes if o[0] > rejoined and o[1] != 200]
+        back = [o for o in load.outcomes if o[0] > rejoined and _port(o[2]) == chat_port]
+        recovered = min(
+            (t - killed for t, s, _ in load.outcomes if t > killed and s == 200), default=None
+        )
+        print(
+            f"\nreplica loss: {len(load.outcomes)} requests, {len(failed)} failed "
+            f"(all started within 0.5 s of the kill: {not after_kill}); first success "
+            f"{recovered:.2f} s after the kill; restarted replica healthy "
+            f"{rejoined - killed:.1f} s after the kill, then {len(back)} answers from it and "
+            f"{len(after_rejoin)} failed"
+        )
+        assert not after_kill, after_kill
+        assert not after_rejoin, after_rejoin
+        assert recovered is not None and recovered < 2
+        assert back, "the restarted replica never answered again"

@@ -321,6 +321,9 @@ def serve(host: str | None = None, port: int | None = None, index: str | None = 
             root_path=web.root_path,
             log_level="warning",
             timeout_graceful_shutdown=5,
+            # Longer than a proxy keeps idle connections to us (nginx: 60 s), so that we never
+            # close one just as the proxy reuses it (it would count the replica as failed).
+            timeout_keep_alive=75,
             proxy_headers=False,  # the Edge middleware decides whom to believe (trusted_proxies)
         )
     )
