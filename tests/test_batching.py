@@ -78,3 +78,14 @@ def test_many_texts_bypass_the_queue_and_errors_reach_every_waiter():
 def test_settings_are_checked():
     with pytest.raises(ValueError):
         BatchingEmbedder(FakeEmbedder(), max_batch=0)
+
+
+def test_a_real_batch_runs_on_one_thread_and_gives_the_models_own_vectors(real_embedder):
+    import torch
+
+    batching = BatchingEmbedder(real_embedder)
+    texts = [f"Who proposed the S-400 deal, question {n}?" for n in range(16)]
+    together = batching._encode(texts)
+    assert torch.get_num_threads() == 1
+    np.testing.assert_allclose(together, real_embedder.encode(texts), atol=1e-5)
+    assert together.dtype == np.float32 and together.flags["C_CONTIGUOUS"]

@@ -5,6 +5,11 @@ batches of 16 (ENVIRONMENT.md), so a server under load answers several times mor
 when concurrent questions share a forward pass. A lone reader never waits for a window: an
 idle worker takes the first question at once; questions that arrive while the model is busy
 form the next batch.
+
+A batch runs on one torch thread. A server with a batch to embed is a busy server: its other
+threads are retrieving and answering, and intra-op threads spin-waiting for a core collapse.
+Measured on a busy 2-core machine (bench/RESULTS.md, load test): batches of 16 embedded 85-94
+questions/s on one thread and 7-10/s on two (one at a time: 24/s on one thread, 3/s on two).
 """
 
 from __future__ import annotations
@@ -100,7 +105,7 @@ class BatchingEmbedder:
                 ]
             busy = True
             try:
-                vectors = self.inner.encode([p.text for p in batch], batch_size=len(batch))
+                vectors = self._encode([p.text for p in batch])
                 for p, v in zip(batch, vectors, strict=True):
                     p.vector = v
             except BaseException as error:  # every waiter hears of it, none hangs
@@ -110,3 +115,23 @@ class BatchingEmbedder:
             self.questions += len(batch)
             for p in batch:
                 p.done.set()
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """The batch on one torch thread (the sentence-transformers model's own encode: the
+        wrapper's picks every core for 8 texts or more), else the inner embedder's encode."""
+        from qa.embedding import SentenceTransformerEmbedder
+
+        if len(texts) == 1 or not isinstance(self.inner, SentenceTransformerEmbedder):
+            return self.inner.encode(texts, batch_size=len(texts))
+        import torch
+
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
+        vectors = self.inner.model.encode(
+            texts,
+            batch_size=len(texts),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
