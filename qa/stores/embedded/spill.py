@@ -42,7 +42,6 @@ class Spill:
         self._where: dict[str, _Where] = {}
         self._handles: dict[str, IO[bytes]] = {}
         self._rows = {"chunks": 0, "sentences": 0}
-        self._maps: dict[str, np.ndarray] = {}
 
     @property
     def ids(self) -> list[str]:
@@ -107,7 +106,6 @@ class Spill:
             array = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
             self._handles[name].write(array.tobytes())
             self._rows[name] += len(array)
-        self._maps.clear()
 
     def drop(self, doc_id: str) -> None:
         self._where.pop(doc_id, None)
@@ -126,27 +124,23 @@ class Spill:
             chunks=[(a, b) for a, b in line["chunks"]],
             sentences=[(c, a, b, tuple(tuple(e) for e in t)) for c, a, b, t in line["sentences"]],
             terms=[[(t, n) for t, n in pairs] for pairs in line["terms"]],
-            chunk_vectors=self._map("chunks")[where.chunk : where.chunk + where.chunks],
-            sentence_vectors=self._map("sentences")[
-                where.sentence : where.sentence + where.sentences
-            ],
+            chunk_vectors=self._read("chunks", where.chunk, where.chunks),
+            sentence_vectors=self._read("sentences", where.sentence, where.sentences),
         )
 
-    def _map(self, name: str) -> np.ndarray:
-        if name not in self._maps:
-            self._handles[name].flush()
-            assert self.dir is not None
-            n = self._rows[name]
-            self._maps[name] = (
-                np.memmap(self.dir / name, dtype=np.float32, mode="r", shape=(n, self.dim))
-                if n
-                else np.zeros((0, self.dim), np.float32)
-            )
-        return self._maps[name]
+    def _read(self, name: str, row: int, rows: int) -> np.ndarray:
+        """Rows of a spilled vector file, read (not mapped: mapped pages would count in the
+        writer's memory until the commit ends)."""
+        self._handles[name].flush()
+        assert self.dir is not None
+        width = self.dim * 4
+        found = np.fromfile(
+            self.dir / name, dtype=np.float32, count=rows * self.dim, offset=row * width
+        )
+        return found.reshape(rows, self.dim)
 
     def close(self) -> None:
         """Remove the staging folder (after a commit, or a failed run alike)."""
-        self._maps.clear()
         for handle in self._handles.values():
             handle.close()
         self._handles.clear()
