@@ -55,11 +55,12 @@ _COPIED = {
 
 
 class PostgresWriter:
-    def __init__(self, conn: Any, schema: str, stored_chunks: int) -> None:
+    def __init__(self, conn: Any, schema: str, stored_chunks: int, empty: bool) -> None:
         self.conn = conn
         self.schema = schema
         self.stored_chunks = stored_chunks  # when the run began
-        self.deferred = stored_chunks == 0  # the search indexes are built at the end
+        self.empty = empty  # no document stored when the run began
+        self.deferred = empty  # the search indexes are built at the end
         self.tried_deferring = self.deferred
         self.written: set[str] = set()  # documents written in this run
         self.pending: set[str] = set()  # ... and still in the buffers
@@ -90,7 +91,7 @@ class PostgresWriter:
     def upsert(self, update: DocumentUpdate) -> None:
         doc = update.document
         # A store empty when the run began holds only what this run wrote.
-        if self.stored_chunks or doc.id in self.written:
+        if not self.empty or doc.id in self.written:
             self.delete(doc.id)
         groups = list(doc.groups)
         self.rows["docs"].append(
@@ -220,14 +221,15 @@ def writing(
             conn.execute(statement)
         conn.execute(f"SET search_path = {store.schema}, public")
         indexes = sql.search_indexes(store.schema)
-        stored = conn.execute("SELECT count(*) FROM (SELECT FROM qa_chunks LIMIT 1) x").fetchone()
-        if stored and stored[0]:
+        found = conn.execute("SELECT EXISTS (SELECT FROM qa_documents)").fetchone()
+        empty = not (found and found[0])
+        if not empty:
             for statement in indexes.values():  # a store from before they existed
                 conn.execute(statement)
         else:  # nothing to search yet: the indexes come with the first rows
             conn.execute(f"DROP INDEX IF EXISTS {', '.join(_qualified(store.schema, indexes))}")
         row = conn.execute("SELECT (value->>'chunks')::bigint FROM qa_meta WHERE key = 'stats'")
-        stored_chunks = int((row.fetchone() or (0,))[0]) if stored and stored[0] else 0
+        stored_chunks = int((row.fetchone() or (0,))[0] or 0)
         _register(conn)
         conn.autocommit = False
         with conn.transaction():
@@ -236,7 +238,7 @@ def writing(
                 "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                 (Jsonb(info.to_dict()),),
             )
-            writer = PostgresWriter(conn, store.schema, stored_chunks)
+            writer = PostgresWriter(conn, store.schema, stored_chunks, empty)
             yield writer
             writer.finish()
     finally:
