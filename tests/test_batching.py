@@ -89,3 +89,28 @@ def test_a_real_batch_runs_on_one_thread_and_gives_the_models_own_vectors(real_e
     assert torch.get_num_threads() == 1
     np.testing.assert_allclose(together, real_embedder.encode(texts), atol=1e-5)
     assert together.dtype == np.float32 and together.flags["C_CONTIGUOUS"]
+
+
+def test_an_idle_model_embeds_in_the_callers_thread_and_later_arrivals_batch_after_it():
+    threads: list[str] = []
+
+    class Recording(SlowFake):
+        def encode(self, texts, *, batch_size=32, progress=False):
+            threads.append(threading.current_thread().name)
+            time.sleep(0.1 if len(self.calls) == 0 else 0)
+            return super().encode(texts)
+
+    inner = Recording()
+    batching = BatchingEmbedder(inner, max_batch=16)
+    first = threading.Thread(target=batching.encode, args=(["first"],), name="reader-1")
+    first.start()
+    time.sleep(0.03)  # the first question is being embedded; these arrive meanwhile
+    with ThreadPoolExecutor(8) as pool:
+        vectors = list(pool.map(lambda n: batching.encode([f"q{n}"]), range(8)))
+    first.join()
+    assert threads[0] == "reader-1"  # no hand-over to the worker for a lone question
+    assert inner.calls[0] == 1 and sum(inner.calls) == 9
+    assert max(inner.calls[1:]) > 1  # those that waited shared a call
+    np.testing.assert_allclose(
+        np.vstack(vectors), FakeEmbedder().encode([f"q{n}" for n in range(8)])
+    )

@@ -4,7 +4,8 @@ On 2 cores MiniLM embeds 149 short questions a second one at a time but 658 a se
 batches of 16 (ENVIRONMENT.md), so a server under load answers several times more questions
 when concurrent questions share a forward pass. A lone reader never waits for a window: an
 idle worker takes the first question at once; questions that arrive while the model is busy
-form the next batch.
+form the next batch. A question that finds the model idle is embedded in its own thread: no
+hand-over to the worker and back, which costs a loaded machine a scheduler slice each way.
 
 A batch runs on one torch thread. A server with a batch to embed is a busy server: its other
 threads are retrieving and answering, and intra-op threads spin-waiting for a core collapse.
@@ -50,6 +51,7 @@ class BatchingEmbedder:
         self._queue: deque[_Pending] = deque()
         self._ready = threading.Condition()
         self._worker: threading.Thread | None = None
+        self._busy = False  # a model call is running (the worker's or a lone caller's)
         self.batches = 0  # model calls made, for the bench
         self.questions = 0
 
@@ -73,13 +75,26 @@ class BatchingEmbedder:
     ) -> np.ndarray:
         if len(texts) != 1:  # a build's batches go straight through
             return self.inner.encode(texts, batch_size=batch_size, progress=progress)
-        pending = _Pending(texts[0])
         with self._ready:
-            self._queue.append(pending)
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._run, name="qa-embed", daemon=True)
-                self._worker.start()
-            self._ready.notify()
+            alone = not self._busy and not self._queue
+            if alone:  # an idle model: embed in this thread, no hand-over to the worker
+                self._busy = True
+            else:
+                pending = _Pending(texts[0])
+                self._queue.append(pending)
+                if self._worker is None or not self._worker.is_alive():
+                    self._worker = threading.Thread(target=self._run, name="qa-embed", daemon=True)
+                    self._worker.start()
+                self._ready.notify()
+        if alone:
+            try:
+                return self.inner.encode(list(texts), batch_size=1)
+            finally:
+                with self._ready:
+                    self._busy = False
+                    self.batches += 1
+                    self.questions += 1
+                    self._ready.notify()  # what queued meanwhile is the worker's next batch
         pending.done.wait()
         if pending.error is not None:
             raise pending.error
@@ -87,13 +102,15 @@ class BatchingEmbedder:
         return pending.vector.reshape(1, -1)
 
     def _run(self) -> None:
-        busy = False
+        loaded = False  # the model was in use just now: a batch may wait for company
         while True:
             with self._ready:
-                while not self._queue:
-                    busy = False
+                while not self._queue or self._busy:
+                    loaded = loaded or self._busy
+                    if not self._queue:
+                        loaded = False
                     self._ready.wait()
-                if busy and self.window and len(self._queue) < self.max_batch:
+                if loaded and self.window and len(self._queue) < self.max_batch:
                     deadline = time.monotonic() + self.window
                     while len(self._queue) < self.max_batch:
                         left = deadline - time.monotonic()
@@ -103,7 +120,7 @@ class BatchingEmbedder:
                 batch = [
                     self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))
                 ]
-            busy = True
+                self._busy = True
             try:
                 vectors = self._encode([p.text for p in batch])
                 for p, v in zip(batch, vectors, strict=True):
@@ -111,8 +128,11 @@ class BatchingEmbedder:
             except BaseException as error:  # every waiter hears of it, none hangs
                 for p in batch:
                     p.error = error
-            self.batches += 1
-            self.questions += len(batch)
+            with self._ready:
+                self._busy = False
+                self.batches += 1
+                self.questions += len(batch)
+                loaded = True
             for p in batch:
                 p.done.set()
 
