@@ -45,12 +45,16 @@ class WebSettings:
     rate_limit: int = 60
     # Largest request body accepted, in bytes; larger ones get 413.
     max_body_bytes: int = 65536
-    # REST questions answered at once; more get 503 "busy, try again" instead of waiting.
-    max_inflight: int = 8
+    # Questions inside the process at once (REST, Gradio API and chat together: being answered
+    # or waiting for a worker thread); more get 503 "busy, try again" instead of waiting. Room
+    # for 200 readers on one process; 8 refused 278-630 requests of 50 readers in 15 s
+    # (bench/RESULTS.md, "Tuning the defaults").
+    max_inflight: int = 256
     # Chat requests waiting in the Gradio queue; more are turned away as busy.
-    queue_size: int = 64
-    # Chat requests the Gradio queue answers at once.
-    concurrency: int = 4
+    queue_size: int = 256
+    # Chat requests the Gradio queue answers at once: as many as one embedding batch holds
+    # (batch_max), so that concurrent chat questions share model calls as REST ones do.
+    concurrency: int = 16
     # Host names the app answers to (the Host header); others get 400, which stops DNS
     # rebinding and forged page URLs. Empty: what `host` implies (loopback names for 127.0.0.1;
     # any host when listening on 0.0.0.0, with a warning to set this).
