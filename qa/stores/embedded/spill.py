@@ -113,12 +113,9 @@ class Spill:
     def entry(self, doc_id: str) -> Entry:
         """One spilled document, read back (its vectors are views of the spilled files)."""
         where = self._where[doc_id]
-        rows = self._handles["rows"]
-        rows.flush()
-        assert self.dir is not None
-        with (self.dir / "rows").open("rb") as handle:
-            handle.seek(where.offset)
-            line: dict[str, Any] = json.loads(handle.read(where.length))
+        handle = self._reader("rows")
+        handle.seek(where.offset)
+        line: dict[str, Any] = json.loads(handle.read(where.length))
         return Entry(
             record=line["record"],
             chunks=[(a, b) for a, b in line["chunks"]],
@@ -131,13 +128,18 @@ class Spill:
     def _read(self, name: str, row: int, rows: int) -> np.ndarray:
         """Rows of a spilled vector file, read (not mapped: mapped pages would count in the
         writer's memory until the commit ends)."""
+        handle = self._reader(name)
+        handle.seek(row * self.dim * 4)
+        return np.fromfile(handle, dtype=np.float32, count=rows * self.dim).reshape(rows, self.dim)
+
+    def _reader(self, name: str) -> IO[bytes]:
+        """A handle that reads what was spilled to `name` (written out first)."""
         self._handles[name].flush()
-        assert self.dir is not None
-        width = self.dim * 4
-        found = np.fromfile(
-            self.dir / name, dtype=np.float32, count=rows * self.dim, offset=row * width
-        )
-        return found.reshape(rows, self.dim)
+        key = f"read-{name}"
+        if key not in self._handles:
+            assert self.dir is not None
+            self._handles[key] = (self.dir / name).open("rb")
+        return self._handles[key]
 
     def close(self) -> None:
         """Remove the staging folder (after a commit, or a failed run alike)."""
