@@ -40,10 +40,10 @@ from qa.settings import Settings  # noqa: E402
 SQUAD = REPO / "tests" / "data" / "squad2-dev-3-articles.json"
 QUESTIONS = REPO / "bench" / "questions" / "s400.json"
 ARTICLE_DOCS = REPO / "index" / "docs"
-# SQuAD's answerable questions the decline model may refuse: 4% (the issue allows 5%), so that
-# the answer hit of the sentence answers (0.808 with no declines at all, since the span ranker
-# of span_weights.json) stays at 0.78, where it was before.
-WRONG_DECLINES = 0.04
+# SQuAD's answerable questions the decline model may refuse: 3.6% (the issue allows 5%), the most
+# that keeps the answer hit of the sentence answers (0.805 with no declines at all, since the
+# span ranker of span_weights.json) at 0.78, where it was before.
+WRONG_DECLINES = 0.036
 
 
 class Row:

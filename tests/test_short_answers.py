@@ -354,3 +354,20 @@ def test_the_span_weights_file_matches_the_features():
     assert tuple(spec["features"]) == spans.SPAN_FEATURES
     assert len(spec["weights"]) == len(spans.SPAN_FEATURES)
     assert spec["span_f1_leave_one_article_out"] > 0.38  # the old hand-set scorer: 0.387
+
+
+def test_a_question_that_asks_for_the_subject_is_answered_before_its_verb():
+    from qa.asking.span_shape import asks_subject
+
+    assert asks_subject("What field of computer science analyzes algorithms?", "field")
+    assert asks_subject("Who commissioned the Tapestry?", "")
+    assert not asks_subject("What did Kaidanow say?", "")
+    assert not asks_subject("The cities are part of which state?", "state")
+    hit = _scored(
+        "The time and space hierarchy theorems form the basis for most separation results.",
+        [("The time and space hierarchy theorems", "NP"), ("the basis", "NP"),
+         ("most separation results", "NP")],
+    )  # fmt: skip
+    assert _short_of("What forms the basis for most separation results?", hit) == (
+        "The time and space hierarchy theorems"
+    )

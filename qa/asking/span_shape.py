@@ -20,6 +20,19 @@ _DIGIT = re.compile(r"\d")
 _AUXILIARY = frozenset("is are was were do does did has have had can could will would".split())
 
 
+def asks_subject(question: str, head: str) -> bool:
+    """Whether the wh-phrase opens the question and a verb follows it ("What field analyzes
+    ...?"): the answer is then the subject, before the words the question repeats."""
+    words = [fold(m.group()) for m in _TOKEN.finditer(question)]
+    if not words or words[0] not in _WH:
+        return False
+    end = 1
+    if head:
+        folded = fold(head)
+        end = next((i + 1 for i in range(1, min(5, len(words))) if words[i] == folded), end)
+    return end < len(words) and words[end] not in _AUXILIARY
+
+
 def question_context(question: str, head: str) -> tuple[list[str], list[str]]:
     """The words just before the wh-phrase (nearest first) and just after it, folded: what
     stands beside the answer when the question is turned into a statement."""

@@ -22,6 +22,7 @@ from qa import lexical
 from qa.asking.expect import PERSON_NOUNS, Expected
 from qa.asking.span_shape import (
     aligned,
+    asks_subject,
     fold,
     labels,
     nested_spans,
@@ -82,6 +83,8 @@ SPAN_FEATURES = (
     "asked_end",  # its last word is one of the question's ("two ... teams" for "how many teams")
     "opens",  # it starts its sentence (often the subject)
     "place",  # where in its sentence it starts (0: first word, 1: last)
+    "subject_before",  # the question asks for a subject and its terms follow the span
+    "object_after",  # the question asks for an object (or complement) and its terms precede it
     "left_context",  # the words before the wh-phrase in the question stand just before it
     "right_context",  # the words after the wh-phrase stand just after it
     "label_person",
@@ -208,6 +211,8 @@ def scored_spans(
         return out
     sides = question_sides(question)
     context = question_context(question, expected.head)
+    subject_wanted = asks_subject(question, expected.head)
+    fronted = bool(question.strip()) and question.strip().split()[0].lower() in _WH
     total = sum(weights.values()) or 1.0
     top_score = sentences[0][0]
     subject = set(lexical.terms(expected.subject))
@@ -301,6 +306,8 @@ def scored_spans(
                 1.0 if last < len(toks) and toks[last].term in weights else 0.0,
                 1.0 if first == 0 else 0.0,
                 first / max(len(toks) - 1, 1),
+                1.0 if subject_wanted and nearest_at > last else 0.0,
+                1.0 if fronted and not subject_wanted and nearest_at < first else 0.0,
                 aligned(context[0], words[max(0, first - 4) : first][::-1]),
                 aligned(context[1], words[last + 1 : last + 5]),
                 *labels(label),
