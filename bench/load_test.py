@@ -180,7 +180,7 @@ def main_run(index: Path, workdir: Path, seconds: float) -> tuple[list[str], boo
         f"**{raw.single:.0f} questions/s one at a time** ({raw.single_ms:.1f} ms a call), "
         f"**{raw.batched:.0f}/s in batches of 16** on one torch thread, as the server embeds "
         f"a batch ({raw.all_cores:.0f}/s through the embedder's own encode, which uses every "
-        "core for 8 texts or more: its threads spin-wait for cores the machine does not have).",
+        "core for 8 texts or more: faster on an idle machine, far slower on a busy one).",
         "",
         "### Batching: REST readers against one process",
         "",
