@@ -1,10 +1,13 @@
-"""A deterministic FakeEmbedder that implements the real Embedder protocol, for fast tests."""
+"""A deterministic FakeEmbedder that implements the real Embedder protocol, for fast tests;
+SQuAD paragraphs as a document text, and the fake model in place of the real one for `qa`."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,3 +56,39 @@ class FakeEmbedder:
             if not norm:
                 out[row, 0] = 1.0
         return out
+
+
+def squad_paragraphs(n: int, article: int = 0) -> str:
+    from tests.conftest import SQUAD
+
+    data = json.loads(SQUAD.read_text())["data"][article]
+    return "\n\n".join(p["context"] for p in data["paragraphs"][:n])
+
+
+def fake_embedder_everywhere(monkeypatch: Any, embedder: Any) -> None:
+    """What tests/fake_qa.py does, in this process: `qa` commands run through qa_main get
+    `embedder` (whichever module they ask for it)."""
+    import qa.embedding
+    import qa.knowledge
+
+    monkeypatch.setattr(qa.embedding, "get_embedder", lambda model="": embedder)
+    monkeypatch.setattr(qa.knowledge, "get_embedder", lambda model="": embedder)
+
+
+def qa_env(**extra: str) -> dict[str, str]:
+    """The environment for a `qa` subprocess: offline, this checkout first, no crash hook."""
+    import os
+
+    from qa.stores.embedded.files import CRASH_ENV
+    from tests.conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    env.update(extra)
+    return env
