@@ -266,3 +266,30 @@ def _wait_for(check, timeout: float = 60) -> bool:
             pass
         time.sleep(0.2)
     return False
+
+
+def test_connections_to_the_served_socket_send_at_once():
+    """Each accepted connection has Nagle off (TCP_NODELAY), so a response's body never waits
+    for the reader's delayed ACK of its headers (40 ms a question on a reused connection)."""
+    import asyncio
+
+    from qa.serve.web import listen
+
+    async def accepted_nodelay() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport):  # type: ignore[no-untyped-def]
+                sock = transport.get_extra_info("socket")
+                seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        sock = listen("127.0.0.1", 0)
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        async with server:
+            _reader, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            value = await asyncio.wait_for(seen, 10)
+            writer.close()
+        return value
+
+    assert asyncio.run(accepted_nodelay()) == 1
