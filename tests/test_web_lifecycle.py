@@ -292,4 +292,6 @@ def test_connections_to_the_served_socket_send_at_once():
             writer.close()
         return value
 
-    assert asyncio.run(accepted_nodelay()) == 1
+    # On a thread of its own: browser tests may leave an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(lambda: asyncio.run(accepted_nodelay())).result(timeout=30) == 1
