@@ -99,7 +99,14 @@ def test_losing_a_replica_under_load(article_kb, tmp_path, browser):
             assert answered_by != chat_port
             pair[victim].start().wait_healthy()
             rejoined = time.monotonic()
-            time.sleep(3)
+            # nginx tries a server it marked failed again after fail_timeout (3 s): wait for the
+            # restarted replica's first answer (at most 20 s), not a fixed time that can race it.
+            while time.monotonic() - rejoined < 20 and not any(
+                t > rejoined and status == 200 and _port(served) == chat_port
+                for t, status, served in list(load.outcomes)
+            ):
+                time.sleep(0.5)
+            time.sleep(1)
         context.close()
         failed = [(t - killed, s) for t, s, _ in load.outcomes if s != 200]
         after_kill = [f for f in failed if f[0] > 0.5]
