@@ -140,13 +140,15 @@ def stages(bench: Bench, documents: list[Any], embedder: Any, settings: Any) -> 
 
 def tag_time(sentences: list[str]) -> float | None:
     """Seconds of the build's index-time typing of sentences (spaCy entities and noun phrases,
-    `qa.indexing.tagging.tag`), after one warm-up call; None where qa has no such step."""
+    `qa.indexing.tagging.tag` inside `helper()`), after one warm-up call; None where qa has no
+    such step."""
     try:
-        from qa.indexing.tagging import tag
+        from qa.indexing.tagging import helper, tag
     except ImportError:
         return None
     tag(sentences[:8])  # loads the pipeline once, as the warmed-up build has
-    return timed(lambda: tag(sentences))[0]
+    with helper():  # as in the build: one forked process types half of each large batch
+        return timed(lambda: tag(sentences))[0]
 
 
 # ----- report -------------------------------------------------------------------------------
@@ -206,7 +208,8 @@ def render(data: dict[str, Any]) -> list[str]:
         ["embed the distinct sentences (the model)", st["encode_s"]],
     ]
     if st.get("tagging_s") is not None:
-        rows.append(["type the distinct sentences (spaCy entities, noun phrases)", st["tagging_s"]])
+        step = "type the distinct sentences (spaCy entities, noun phrases; half in a helper)"
+        rows.append([step, st["tagging_s"]])
         rows.append(["rest of `embed_batch` (chunk means, lexical terms)", st["rest_s"]])
     else:  # runs before the typing step was timed on its own
         rows.append(["rest of `embed_batch` (typing if any, chunk means, terms)", st["rest_s"]])

@@ -129,7 +129,11 @@ def index_documents(
     embedded = reused = removed = 0
     batch: list[tuple[Document, str]] = []
     bar = tqdm(desc="embedding", unit="sentence", total=0, disable=not progress)
-    with bar, store.writer(wanted, sources=sources, progress=progress, reset=rebuild) as writer:
+    with (
+        tagging.helper(),
+        bar,
+        store.writer(wanted, sources=sources, progress=progress, reset=rebuild) as writer,
+    ):
         for original in documents:
             document = sanitize(original)
             if document.id in seen:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from qa.embedding import Embedder
+from qa.indexing import tagging
 from qa.indexing.build import DOCUMENTS_PER_BATCH, document_hash, embed_batch, store_info
 from qa.indexing.documents import DocumentError, Skipped
 from qa.indexing.sources.access import AccessMap
@@ -272,7 +273,11 @@ def _apply(
     batch: list[tuple[Document, str]] = []
     bar = tqdm(desc="embedding", unit="sentence", total=0, disable=not progress)
     sources = [f"mediawiki {state[1]['config']['api']}"]
-    with bar, store.writer(wanted, sources=sources, progress=progress, reset=rebuild) as writer:
+    with (
+        tagging.helper(),
+        bar,
+        store.writer(wanted, sources=sources, progress=progress, reset=rebuild) as writer,
+    ):
         for document in documents:
             if document.id in seen:
                 continue
