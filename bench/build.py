@@ -102,6 +102,7 @@ def stages(bench: Bench, documents: list[Any], embedder: Any, settings: Any) -> 
     """The build's steps one at a time: chunking, the model pass over distinct sentences, the
     rest of `embed_batch` (chunk means, lexical terms), and each store's write and commit."""
     from qa.indexing.build import document_hash, embed_batch, encode, store_info
+    from qa.indexing.tagging import helper
     from qa.stores import open_store
 
     batch = [(d, document_hash(d)) for d in documents]
@@ -109,7 +110,8 @@ def stages(bench: Bench, documents: list[Any], embedder: Any, settings: Any) -> 
     distinct = list(dict.fromkeys(sentences))
     encode_s, _ = timed(lambda: encode(embedder, distinct, settings.batch_size))
     tagging_s = tag_time(distinct)
-    batch_s, updates = timed(lambda: embed_batch(batch, embedder, settings, None))
+    with helper():  # as in the build
+        batch_s, updates = timed(lambda: embed_batch(batch, embedder, settings, None))
     info = store_info(embedder, settings)
     write_s = {}
     for kind in STORES:
