@@ -18,7 +18,7 @@ from typing import Any
 
 from qa.embedding import Embedder
 from qa.indexing import tagging
-from qa.indexing.build import DOCUMENTS_PER_BATCH, document_hash, embed_batch, store_info
+from qa.indexing.build import Batch, document_hash, embed_batch, store_info
 from qa.indexing.documents import DocumentError, Skipped
 from qa.indexing.sources.access import AccessMap
 from qa.indexing.sources.mediawiki import Site, SourceError, page_document
@@ -270,7 +270,7 @@ def _apply(
 
     hashes = {doc_id: info.sha256 for doc_id, info in stored.items()}
     seen: set[str] = set()
-    batch: list[tuple[Document, str]] = []
+    batch = Batch()
     bar = tqdm(desc="embedding", unit="sentence", total=0, disable=not progress)
     sources = [f"mediawiki {state[1]['config']['api']}"]
     with (
@@ -286,11 +286,9 @@ def _apply(
             if hashes.get(document.id) == digest:
                 report.reused += 1
                 continue
-            batch.append((document, digest))
-            if len(batch) >= DOCUMENTS_PER_BATCH:
-                _flush(writer, batch, embedder, settings, bar, report)
-                batch = []
-        _flush(writer, batch, embedder, settings, bar, report)
+            if batch.add(document, digest):
+                _flush(writer, batch.take(), embedder, settings, bar, report)
+        _flush(writer, batch.take(), embedder, settings, bar, report)
         for doc_id in sorted((set(stored) if full else gone) - seen):
             writer.delete(doc_id)
             report.removed += 1
