@@ -102,7 +102,7 @@ def stages(bench: Bench, documents: list[Any], embedder: Any, settings: Any) -> 
     """The build's steps one at a time: chunking, the model pass over distinct sentences, the
     rest of `embed_batch` (chunk means, lexical terms), and each store's write and commit."""
     from qa.indexing.build import document_hash, embed_batch, encode, store_info
-    from qa.indexing.tagging import helper
+    from qa.indexing.helper import sharing
     from qa.stores import open_store
 
     batch = [(d, document_hash(d)) for d in documents]
@@ -110,7 +110,7 @@ def stages(bench: Bench, documents: list[Any], embedder: Any, settings: Any) -> 
     distinct = list(dict.fromkeys(sentences))
     encode_s, _ = timed(lambda: encode(embedder, distinct, settings.batch_size))
     tagging_s = tag_time(distinct)
-    with helper():  # as in the build
+    with sharing():  # as in the build
         batch_s, updates = timed(lambda: embed_batch(batch, embedder, settings, None))
     info = store_info(embedder, settings)
     write_s = {}
@@ -142,14 +142,15 @@ def stages(bench: Bench, documents: list[Any], embedder: Any, settings: Any) -> 
 
 def tag_time(sentences: list[str]) -> float | None:
     """Seconds of the build's index-time typing of sentences (spaCy entities and noun phrases,
-    `qa.indexing.tagging.tag` inside `helper()`), after one warm-up call; None where qa has no
-    such step."""
+    `qa.indexing.tagging.tag` inside `helper.sharing()`), after one warm-up call; None where qa
+    has no such step."""
     try:
-        from qa.indexing.tagging import helper, tag
+        from qa.indexing.helper import sharing
+        from qa.indexing.tagging import tag
     except ImportError:
         return None
     tag(sentences[:8])  # loads the pipeline once, as the warmed-up build has
-    with helper():  # as in the build: one forked process types half of each large batch
+    with sharing():  # as in the build: one forked process types half of each large batch
         return timed(lambda: tag(sentences))[0]
 
 

@@ -10,6 +10,7 @@ upstream hashes the client address for the chat path, that is what many readers 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -215,7 +216,7 @@ class Clients:
     clients as readers; `shared` is for the warm-up.
 
     One pool shared by every reader was the load test's own bottleneck: httpx looks through its
-    pool's connections for every request, so at 200 readers (404 connections) the driver spent
+    pool's connections for every request, so at 200 readers (a pool of up to 404) the driver spent
     16.7 ms of CPU per answer, more than the server (15.6 ms), and reported 32 answers/s where
     per-reader clients, on the same machine a minute later, measured 79/s (50 readers: 5.4 ms
     of driver CPU per answer and 60/s, against 1.5 ms and 92/s).
@@ -247,8 +248,9 @@ class Clients:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for client in [self.shared, *self.own]:
-            await client.aclose()
+        async with contextlib.AsyncExitStack() as stack:  # every one closed, whatever fails
+            for client in [self.shared, *self.own]:
+                stack.push_async_callback(client.aclose)
 
 
 def _begin(report: Report, pids: Mapping[str, int], key: str) -> None:

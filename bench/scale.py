@@ -110,7 +110,7 @@ def kept_rows(measured: list[str]) -> tuple[list[dict[str, Any]], set[str]]:
 def worker(kind: str, spec: str, sizes: list[int], args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
-    from qa.stores import StoreInfo, open_store
+    from qa.stores import StoreInfo
 
     corpus = Corpus(Shape(np.load(args.sample)))
     info = StoreInfo(
@@ -121,7 +121,20 @@ def worker(kind: str, spec: str, sizes: list[int], args: argparse.Namespace) -> 
         chunking={"synthetic": 1},
     )
     if kind == "postgres":
-        build_memory(spec)
+        build_memory(spec, PG_BUILD_MEMORY)
+    try:
+        return grow(kind, spec, sizes, args, info, corpus)
+    finally:
+        if kind == "postgres":
+            build_memory(spec, None)
+
+
+def grow(
+    kind: str, spec: str, sizes: list[int], args: argparse.Namespace, info: Any, corpus: Any
+) -> dict[str, Any]:
+    """Write the store up to each size in turn and measure it there."""
+    from qa.stores import open_store
+
     store = open_store(spec)
     rows, skipped = [], []
     built, cumulative = 0, 0.0
@@ -157,18 +170,20 @@ def worker(kind: str, spec: str, sizes: list[int], args: argparse.Namespace) -> 
     return {"rows": rows, "skipped": skipped}
 
 
-def build_memory(spec: str) -> None:
-    """Give the database's sessions maintenance_work_mem = PG_BUILD_MEMORY: pgvector builds an
-    HNSW graph in memory and slows many-fold once it outgrows it (about 2 GB per index at 1M
-    384-d vectors; the writer asks for at least 1 GB). A production server is tuned the same
-    way (README, PostgreSQL store)."""
+def build_memory(spec: str, size: str | None) -> None:
+    """Give the database's new sessions maintenance_work_mem = `size` (None: its default again):
+    pgvector builds an HNSW graph in memory and slows many-fold once it outgrows it (about 2 GB
+    per index at 1M 384-d vectors; the writer asks for at least 1 GB). A production server is
+    tuned the same way (README, PostgreSQL store). Needs the database's owner."""
     import psycopg
 
     url, _ = common.without_schema(spec)
+    change = "SET maintenance_work_mem = %L" if size else "RESET maintenance_work_mem"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
-            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET maintenance_work_mem = %L', "
-            f"current_database(), '{PG_BUILD_MEMORY}'); END $$"
+            f"DO $$ BEGIN EXECUTE format('ALTER DATABASE %I {change}', current_database()"
+            + (f", '{size}'" if size else "")
+            + "); END $$"
         )
 
 

@@ -35,7 +35,7 @@ def test_a_batch_closes_at_its_text_budget_and_at_its_count(monkeypatch):
     ("characters", "batches"), [(250, [4, 4, 4, 4, 4, 4, 4, 2]), (10**9, [30])]
 )
 def test_every_document_is_stored_whatever_the_batches(tmp_path, monkeypatch, characters, batches):
-    monkeypatch.setattr(build, "BATCH_CHARACTERS", characters)  # each page is 66-67 characters
+    monkeypatch.setattr(build, "BATCH_CHARACTERS", characters)  # each page is 63-65 characters
     sizes: list[int] = []
     real = build.embed_batch
 

@@ -131,11 +131,11 @@ def test_pathological_texts_cost_linear_work(real_embedder, monkeypatch):
     segmenter = chunking._segmenter()
     fed: list[int] = []
 
-    def segment(text: str) -> list[str]:
+    def processor(text: str) -> object:
         fed.append(len(text))
-        return segmenter.segment(text)
+        return segmenter.processor(text)
 
-    monkeypatch.setattr(chunking, "_segmenter", lambda: SimpleNamespace(segment=segment))
+    monkeypatch.setattr(chunking, "_segmenter", lambda: SimpleNamespace(processor=processor))
     counted: list[int] = []
 
     def count_tokens(texts):
@@ -158,3 +158,16 @@ def test_pathological_texts_cost_linear_work(real_embedder, monkeypatch):
     for make, n in ((words, 3_000), (blob, 8_000)):
         # Four times the text, four times the work (quadratic would be sixteen).
         assert work(make(4 * n)) <= 5 * work(make(n))
+
+
+def test_text_pysbd_alters_stays_in_the_sentences():
+    """pysbd uses characters such as ∯ and ȹ as placeholders; a sentence holding one comes back
+    altered and cannot be found in the text. Its text must still be a sentence of its own."""
+    from qa.indexing.chunking import sentence_spans
+
+    text = "First sentence here. Use ∯ here. And the last one ȹ too. Final words."
+    spans = sentence_spans(text, 0, len(text))
+    covered = "".join(text[a:b] for a, b in spans)
+    assert covered.replace(" ", "") == text.replace(" ", "")
+    assert text[spans[0][0] : spans[0][1]] == "First sentence here."
+    assert text[spans[-1][0] : spans[-1][1]] == "Final words."

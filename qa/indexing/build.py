@@ -20,7 +20,7 @@ import numpy as np
 
 from qa import lexical
 from qa.embedding import Embedder
-from qa.indexing import tagging
+from qa.indexing import helper, tagging
 from qa.indexing.chunking import chunk_document
 from qa.indexing.documents import Skipped
 from qa.indexing.sanitize import sanitize
@@ -153,9 +153,9 @@ def index_documents(
     batch = Batch()
     bar = tqdm(desc="embedding", unit="sentence", total=0, disable=not progress)
     with (
-        tagging.helper(),
         bar,
         store.writer(wanted, sources=sources, progress=progress, reset=rebuild) as writer,
+        helper.sharing(),  # exits first: the helper process is gone before the lock is
     ):
         for original in documents:
             document = sanitize(original)

@@ -83,10 +83,10 @@ def _segment(text: str, start: int, end: int) -> list[Span]:
         if not piece:
             continue
         found = text.find(piece, cursor, end)
-        if found < 0:  # pysbd altered the text: keep the rest as one sentence
-            spans.append((cursor, end))
-            cursor = end
-            break
+        if found < 0:  # pysbd altered this one (its placeholders): the gap keeps its text
+            continue
+        if text[cursor:found].strip():  # text no sentence covered is a sentence of its own
+            spans.append((cursor, found))
         spans.append((found, found + len(piece)))
         cursor = found + len(piece)
     if cursor < end and text[cursor:end].strip():

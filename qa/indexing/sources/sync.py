@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from qa.embedding import Embedder
-from qa.indexing import tagging
+from qa.indexing import helper
 from qa.indexing.build import Batch, document_hash, embed_batch, store_info
 from qa.indexing.documents import DocumentError, Skipped
 from qa.indexing.sources.access import AccessMap
@@ -274,9 +274,9 @@ def _apply(
     bar = tqdm(desc="embedding", unit="sentence", total=0, disable=not progress)
     sources = [f"mediawiki {state[1]['config']['api']}"]
     with (
-        tagging.helper(),
         bar,
         store.writer(wanted, sources=sources, progress=progress, reset=rebuild) as writer,
+        helper.sharing(),  # exits first: the helper process is gone before the lock is
     ):
         for document in documents:
             if document.id in seen:
