@@ -31,5 +31,9 @@ def words(text: str) -> list[str]:
 
 def terms(text: str) -> list[str]:
     """Stemmed content terms: lower-cased words without stop words."""
-    kept = [w for w in words(text) if w not in STOPWORDS and not w.startswith("_")]
+    return stems([w for w in words(text) if w not in STOPWORDS and not w.startswith("_")])
+
+
+def stems(kept: list[str]) -> list[str]:
+    """The stems of lower-cased content words (what `terms` makes of them)."""
     return list(_stemmer().stemWords(kept)) if kept else []

@@ -15,6 +15,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -128,26 +129,24 @@ class Short:
     typed: bool  # its label is one the question asks for
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):  # a tuple: a sentence makes dozens, and an answer scores four
     start: int  # offsets into the document's text
     end: int
     term: str | None  # the stemmed term, None for a stop word
 
 
 def tokens(text: str, offset: int) -> list[Token]:
-    """Tokens of a sentence with the terms `lexical.terms` gives them, offsets into the document."""
+    """Tokens of a sentence with the terms `lexical.terms` gives them, offsets into the document.
+
+    (`lexical.terms` of the kept words, stemmed in one call: _TOKEN is its tokenizer and
+    `_stop` its stop rule, so re-reading them joined would find the same words.)"""
     found = [(m.start() + offset, m.end() + offset, m.group()) for m in _TOKEN.finditer(text)]
-    keep = [not _stop(w) for _, _, w in found]
-    stems = iter(lexical.terms(" ".join(w for (_, _, w), k in zip(found, keep, strict=True) if k)))
+    lowered = [w.lower() for _, _, w in found]
+    keep = [not (w in lexical.STOPWORDS or w.startswith("_")) for w in lowered]
+    stems = iter(lexical.stems([w for w, k in zip(lowered, keep, strict=True) if k]))
     return [
         Token(a, b, next(stems) if k else None) for (a, b, _), k in zip(found, keep, strict=True)
     ]
-
-
-def _stop(word: str) -> bool:
-    low = word.lower()
-    return low in lexical.STOPWORDS or low.startswith("_")
 
 
 def candidates(hit: ScoredChunk, n: int) -> list[tuple[int, int, str]]:
