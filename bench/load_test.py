@@ -55,6 +55,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 MARKER = "<!-- load test -->"  # bench.py writes above it and keeps what follows
 TUNING = "<!-- load tuning -->"  # `--tuning` writes below it
+READING = "### Reading the figures"  # a person writes it under a run; a new run keeps it
 LEVELS = (1, 4, 16, 50, 200)
 FLAT_MB = 25.0  # what a process may grow over the second 200-reader round and still be flat
 
@@ -204,15 +205,17 @@ def main_run(index: Path, workdir: Path, seconds: float) -> tuple[list[str], boo
 
 def write_section(path: Path, text: str, tuning: bool = False) -> None:
     """Replace the load test's part of a results file (what follows its marker, up to the
-    tuning marker, which a `--tuning` run owns the rest after); write any other file whole."""
+    tuning marker, which a `--tuning` run owns the rest after), keeping its hand-written
+    READING section; write any other file whole."""
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if MARKER in old:
         head, tail = old.split(MARKER, 1)
         main, _, tuned = tail.partition(TUNING)
         if tuning:
             text = head + MARKER + main.rstrip("\n") + "\n\n" + TUNING + "\n" + text
-        else:
-            text = head + MARKER + "\n" + text + "\n" + TUNING + tuned
+        else:  # the hand-written reading of the last run stays, to be brought up to date
+            notes = main[main.index(READING) :].rstrip("\n") + "\n\n" if READING in main else ""
+            text = head + MARKER + "\n" + text + "\n" + notes + TUNING + tuned
     path.write_text(text, encoding="utf-8")
 
 

@@ -132,3 +132,22 @@ def test_it_needs_two_rounds_and_a_request_count():
         levels_off([650.0, 720.0], 200, 100)
     with pytest.raises(ValueError):
         levels_off([650.0, 720.0, 730.0], 0, 100)
+
+
+def test_a_new_load_run_keeps_the_reading_of_the_figures(tmp_path):
+    """bench/RESULTS.md: the run's tables are replaced, the hand-written reading stays under
+    them, and what bench.py writes above and `--tuning` below is untouched."""
+    from bench.load_test import MARKER, READING, TUNING, write_section
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text(
+        f"# bench.py part\n\n{MARKER}\n## Load test\n\nOLD TABLES\n\n{READING}\n\n- why\n\n"
+        f"{TUNING}\n### Tuning\n\nTUNED\n",
+        encoding="utf-8",
+    )
+    write_section(results, "## Load test\n\nNEW TABLES\n")
+    text = results.read_text(encoding="utf-8")
+    assert "OLD TABLES" not in text
+    assert text.startswith("# bench.py part\n")
+    assert text.index("NEW TABLES") < text.index(READING) < text.index("- why") < text.index(TUNING)
+    assert text.endswith(f"{TUNING}\n### Tuning\n\nTUNED\n")
