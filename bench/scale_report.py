@@ -32,6 +32,8 @@ def build_text(row: dict[str, Any]) -> str:
     text = f"{minutes:.1f} min" if minutes >= 1 else f"{row['build_s']:.0f} s"
     if row["store"] == "postgres" and row["grown_from"]:
         text += f" (grown from {fmt_size(row['grown_from'])} in {row['step_s'] / 60:.1f} min)"
+    elif row["store"] == "postgres" and row.get("fresh"):
+        text += " (one fresh build)"
     return text
 
 
@@ -121,6 +123,7 @@ def render(data: dict[str, Any]) -> list[str]:
     header = ["store", "chunks", "build time", "chunks/s", "disk", "open (read + verify)"]
     out += table([*header, "store RSS", "build peak RSS", "load average at measure"], rows)
     out += skipped_lines(data)
+    out += [line for note in data.get("notes", []) for line in ("", note)]
     earlier = sorted({f"{STORE_NAMES[r['store']]} ({r['measured'][:10]})"
                       for r in data["rows"] if "measured" in r})  # fmt: skip
     if earlier:
