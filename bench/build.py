@@ -10,6 +10,7 @@ alone, through the same public functions the build uses, to show where the time 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from common import ARTICLE_DIR, STORE_NAMES, STORES, Bench, alternating, log, median, table, timed
@@ -62,6 +63,9 @@ def run(bench: Bench) -> dict[str, Any]:
         store.close()
 
     def raw(_: int) -> None:
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)  # a build may have left it at one
         model.encode(texts, batch_size=32, normalize_embeddings=True)
 
     from qa.indexing.documents import load_documents
