@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -131,6 +132,21 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+_one_thread = False  # set by `one_thread()`
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Batches too get one torch thread inside: for a build whose helper process encodes the
+    other half of each batch at the same time (qa/indexing/build.py, `embed_and_type`)."""
+    global _one_thread
+    before, _one_thread = _one_thread, True
+    try:
+        yield
+    finally:
+        _one_thread = before
+
+
 def _threads_for(n_texts: int) -> None:
     """One torch thread for a question, every core for a batch.
 
@@ -139,7 +155,7 @@ def _threads_for(n_texts: int) -> None:
     """
     import torch
 
-    wanted = 1 if n_texts < 8 else max(1, os.cpu_count() or 1)
+    wanted = 1 if n_texts < 8 or _one_thread else max(1, os.cpu_count() or 1)
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
 

@@ -1,5 +1,6 @@
-"""The build's helper process: same spans as one process, survives its own death or hang, dies
-with its parent, never starts where it is unsafe. Real spaCy, a real forked process."""
+"""The build's helper process: same vectors, spans and chunks as one process, survives its own
+death or hang, dies with its parent, never starts where it is unsafe. Real MiniLM, real spaCy,
+a real forked process."""
 
 from __future__ import annotations
 
@@ -15,10 +16,14 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from qa.indexing import helper, tagging
+from qa.indexing import build, helper, tagging
+from qa.settings import Settings
+from qa.types import Document
 from tests.conftest import REPO
+from tests.fakes import FakeEmbedder
 
 pytestmark = [
     pytest.mark.skipif(not tagging.available(), reason="entity model not installed"),
@@ -27,12 +32,18 @@ pytestmark = [
         reason="the helper runs on Linux with two cores or more (CI has both)",
     ),
 ]
+SQUAD = REPO / "tests" / "data" / "squad2-dev-3-articles.json"
 
 
 def squad_paragraphs() -> list[str]:
-    data = json.loads((REPO / "tests" / "data" / "squad2-dev-3-articles.json").read_text())
-    texts = [p["context"] for article in data["data"] for p in article["paragraphs"]]
-    assert len(texts) >= tagging.SPLIT_AT
+    data = json.loads(SQUAD.read_text())
+    return [p["context"] for article in data["data"] for p in article["paragraphs"]]
+
+
+def squad_sentences(n: int = 200) -> list[str]:
+    texts = [s.strip() + "." for p in squad_paragraphs() for s in p.split(". ") if s.strip()]
+    texts = list(dict.fromkeys(texts))[:n]
+    assert sum(map(len, texts)) >= build.SHARE_CHARACTERS
     return texts
 
 
@@ -57,47 +68,70 @@ def gone(pid: int, within: float = 20.0) -> bool:
     return False
 
 
-def test_the_helper_types_half_and_the_spans_are_the_same(caplog):
-    texts = squad_paragraphs()
-    alone = tagging.tag(texts)
+def same(a: tuple[np.ndarray, list], b: tuple[np.ndarray, list]) -> bool:
+    return a[0].shape == b[0].shape and np.allclose(a[0], b[0], atol=1e-5) and a[1] == b[1]
+
+
+def test_the_helper_does_half_and_everything_comes_out_the_same(real_embedder, caplog):
+    texts = squad_sentences()
+    alone = build.embed_and_type(real_embedder, texts, 16)
+    documents = [
+        Document(f"p{n}", f"P{n}", f"p{n}.txt", p) for n, p in enumerate(squad_paragraphs()[:40])
+    ]
+    chunked = build.chunk_all(documents, real_embedder, Settings())
     with caplog.at_level(logging.WARNING), helper.sharing():
         assert helper._session is not None and helper._session.pid is None  # not started yet
-        assert tagging.tag(texts[:3]) == alone[:3]  # a small batch starts nothing
+        small = build.embed_and_type(real_embedder, texts[:3], 16)  # a small batch: no helper
+        assert same(small, (alone[0][:3], alone[1][:3]))
         assert helper._session.pid is None
-        assert tagging.tag(texts) == alone
+        shared = build.embed_and_type(real_embedder, texts, 16)
         pid = helper_pid()
-        assert tagging.tag(texts) == alone  # the same helper, again
+        assert same(shared, alone)  # in the texts' order, though dealt to two processes
+        assert build.chunk_all(documents, real_embedder, Settings()) == chunked
+        assert same(build.embed_and_type(real_embedder, texts, 16), alone)  # the same helper
         assert helper_pid() == pid and not helper._session.failed
     assert "helper process failed" not in caplog.text
     assert helper._session is None
     assert gone(pid)
 
 
+def test_halves_deals_by_size_and_keeps_the_order():
+    items = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5]
+    with helper.sharing():
+        assert helper.halves(_double, items, size=lambda n: n) == [2 * n for n in items]
+        assert helper.halves(_double, items) == [2 * n for n in items]
+        assert helper._session is not None and not helper._session.failed
+
+
+def _double(items: list[int]) -> list[int]:
+    return [2 * n for n in items]
+
+
 def test_a_killed_helper_loses_nothing(caplog):
-    texts = squad_paragraphs()
-    alone = tagging.tag(texts)
+    texts, fake = squad_sentences(), FakeEmbedder()
+    alone = build.embed_and_type(fake, texts, 16)
     with caplog.at_level(logging.WARNING), helper.sharing():
-        tagging.tag(texts)
+        build.embed_and_type(fake, texts, 16)
         pid = helper_pid()
         os.kill(pid, signal.SIGKILL)
         assert gone(pid)
-        assert tagging.tag(texts) == alone
+        assert same(build.embed_and_type(fake, texts, 16), alone)
         assert helper._session.failed and helper._session.pool is None  # not tried again
-        assert tagging.tag(texts) == alone
+        assert same(build.embed_and_type(fake, texts, 16), alone)
     assert "helper process failed" in caplog.text
 
 
 def test_a_hung_helper_is_killed_and_its_half_done_here(monkeypatch, caplog):
-    texts = squad_paragraphs()
-    alone = tagging.tag(texts)
+    texts, fake = squad_sentences(), FakeEmbedder()
+    alone = build.embed_and_type(fake, texts, 16)
     monkeypatch.setattr(helper, "GRACE_S", 1.0)
     monkeypatch.setattr(helper, "SLACK", 0.0)
     with caplog.at_level(logging.WARNING), helper.sharing():
-        tagging.tag(texts)
+        build.embed_and_type(fake, texts, 16)
         pid = helper_pid()
         os.kill(pid, signal.SIGSTOP)  # as good as a deadlock: it never answers
         try:
-            assert tagging.tag(texts) == alone
+            assert same(build.embed_and_type(fake, texts, 16), alone)
         finally:
             with contextlib.suppress(ProcessLookupError):  # killed, as it should be
                 os.kill(pid, signal.SIGCONT)
@@ -106,28 +140,29 @@ def test_a_hung_helper_is_killed_and_its_half_done_here(monkeypatch, caplog):
 
 
 def test_no_helper_from_another_thread_than_the_main_one():
-    texts = squad_paragraphs()
+    texts, fake = squad_sentences(), FakeEmbedder()
     seen: list[object] = []
 
-    def build() -> None:
+    def reload() -> None:
         with helper.sharing():
             seen.append(helper._session)
-            seen.append(tagging.tag(texts))
+            seen.append(build.embed_and_type(fake, texts, 16))
 
-    worker = threading.Thread(target=build)
+    worker = threading.Thread(target=reload)
     worker.start()
     worker.join(120)
     assert seen[0] is None  # as a server reloading its knowledge base in a thread would
-    assert seen[1] == tagging.tag(texts)
+    assert same(seen[1], build.embed_and_type(fake, texts, 16))  # type: ignore[arg-type]
 
 
 def test_the_helper_dies_with_a_killed_parent():
     script = (
         "import json, time\n"
-        "from qa.indexing import helper, tagging\n"
-        f"texts = [p['context'] for a in json.load(open({str(REPO / 'tests' / 'data' / 'squad2-dev-3-articles.json')!r}))['data'] for p in a['paragraphs']]\n"  # noqa: E501
+        "from qa.indexing import build, helper\n"
+        "from tests.fakes import FakeEmbedder\n"
+        f"texts = [p['context'] for a in json.load(open({str(SQUAD)!r}))['data'] for p in a['paragraphs']]\n"  # noqa: E501
         "with helper.sharing():\n"
-        "    tagging.tag(texts)\n"
+        "    build.embed_and_type(FakeEmbedder(), texts, 16)\n"
         "    print(helper._session.pid, flush=True)\n"
         "    time.sleep(120)\n"
     )

@@ -1,10 +1,11 @@
 """A second core for the build: one forked process that does half of a batch's CPU-bound work.
 
-The model pass uses both cores, but spaCy's typing after it uses one; while a build is inside
-`sharing()`, `halves(fn, items)` runs `fn` over the first half of `items` in a helper process
-and over the second half here, at once (the SQuAD articles' typing: 1.70 s alone, 0.85 s
-shared). The helper is forked on the first batch that needs it, so it shares the loaded model's
-memory, and a run with nothing to type never starts one.
+While a build is inside `sharing()`, `halves(fn, items)` runs `fn` over the first half of
+`items` in a helper process and over the second half here, at once. The build hands it each
+batch's model pass and typing (qa/indexing/build.py, `embed_and_type`): two one-thread model
+passes side by side outrun one pass on two threads, and spaCy's typing runs on one core. The
+helper is forked on the first batch that needs it, so it shares the loaded models' memory, and
+a run with nothing to embed never starts one.
 
 It is a speed-up and never a risk to the build: it is only used on Linux, from the main thread
 (a server reloading its knowledge base in a worker thread does the work itself; forking a
@@ -72,28 +73,47 @@ def sharing() -> Iterator[None]:
         _stop(session, kill=False)
 
 
-def halves(fn: Callable[[Sequence[T]], list[R]], items: Sequence[T]) -> list[R] | None:
-    """fn(items), its first half done by the helper: None where no helper may be used (outside
-    `sharing()`, another thread, or after a failure), and the caller does it all itself."""
+def halves(
+    fn: Callable[[Sequence[T]], list[R]],
+    items: Sequence[T],
+    here: Callable[[Sequence[T]], list[R]] | None = None,
+    size: Callable[[T], int] | None = None,
+) -> list[R] | None:
+    """fn(items), half of the items done by the helper: None where no helper may be used
+    (outside `sharing()`, another thread, or after a failure), and the caller does it all.
+
+    `here`, if given, is what this process runs over its own half instead of `fn` (the same
+    work, with what cannot cross to another process, such as a progress bar). With `size`, the
+    items are dealt by size, so both halves get big and small ones alike; the results come
+    back in the items' order either way."""
     session = _session
     if session is None or session.owner != threading.get_ident() or session.failed:
         return None
     pool = session.pool or _start(session)
     if pool is None:
         return None
-    half = len(items) // 2
+    order = list(range(len(items)))
+    if size is not None:
+        by_size = sorted(order, key=lambda i: size(items[i]))
+        order = by_size[0::2] + by_size[1::2]
+    half = len(order) // 2
+    mine, helpers = [items[i] for i in order[half:]], [items[i] for i in order[:half]]
     try:
-        theirs = pool.submit(fn, list(items[:half]))
+        theirs = pool.submit(fn, helpers)
     except Exception as error:  # a broken pool refuses work at once
         _give_up(session, error)
         return None
     began = time.perf_counter()
-    ours = fn(items[half:])
+    ours = (here or fn)(mine)
     try:
-        return list(theirs.result(timeout=GRACE_S + SLACK * (time.perf_counter() - began))) + ours
+        done = list(theirs.result(timeout=GRACE_S + SLACK * (time.perf_counter() - began)))
     except Exception as error:  # died, hung, or raised: its half is done here
         _give_up(session, error)
-        return fn(items[:half]) + ours
+        done = fn(helpers)
+    results: list[R] = [None] * len(items)  # type: ignore[list-item]
+    for i, result in zip(order, done + ours, strict=True):
+        results[i] = result
+    return results
 
 
 def _usable() -> bool:
@@ -143,6 +163,8 @@ def _in_helper(parent: int) -> None:
     """The helper's start: Ctrl-C is the parent's to handle, and the parent's death (even by
     SIGKILL, which runs no cleanup) is the helper's too. Without that guarantee it exits, and
     the build goes on without it."""
+    global _session
+    _session = None  # the parent's, copied by the fork: the helper never starts a helper
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]

