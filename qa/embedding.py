@@ -138,7 +138,7 @@ _one_thread = False  # set by `one_thread()`
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
     """Batches too get one torch thread inside: for a build whose helper process encodes the
-    other half of each batch at the same time (qa/indexing/build.py, `embed_and_type`)."""
+    other pieces of each batch at the same time (qa/indexing/build.py, `embed_and_type`)."""
     global _one_thread
     before, _one_thread = _one_thread, True
     try:

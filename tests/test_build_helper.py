@@ -72,7 +72,7 @@ def same(a: tuple[np.ndarray, list], b: tuple[np.ndarray, list]) -> bool:
     return a[0].shape == b[0].shape and np.allclose(a[0], b[0], atol=1e-5) and a[1] == b[1]
 
 
-def test_the_helper_does_half_and_everything_comes_out_the_same(real_embedder, caplog):
+def test_the_helper_shares_the_work_and_everything_comes_out_the_same(real_embedder, caplog):
     texts = squad_sentences()
     alone = build.embed_and_type(real_embedder, texts, 16)
     documents = [
@@ -95,16 +95,21 @@ def test_the_helper_does_half_and_everything_comes_out_the_same(real_embedder, c
     assert gone(pid)
 
 
-def test_halves_deals_by_size_and_keeps_the_order():
-    items = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5]
+def test_both_processes_take_pieces_and_the_order_is_kept():
+    items = list(range(400))
     with helper.sharing():
-        assert helper.halves(_double, items, size=lambda n: n) == [2 * n for n in items]
-        assert helper.halves(_double, items) == [2 * n for n in items]
+        shared = helper.share(_slow_pid, items, size=lambda n: n % 7)
+        assert shared is not None and [n for _, n in shared] == items
+        pids = {pid for pid, _ in shared}
+        assert pids == {os.getpid(), helper_pid()}  # pieces were taken by both
+        few = helper.share(_slow_pid, items[:11])  # fewer than two pieces' worth: two pieces
+        assert few is not None and [n for _, n in few] == items[:11]
         assert helper._session is not None and not helper._session.failed
 
 
-def _double(items: list[int]) -> list[int]:
-    return [2 * n for n in items]
+def _slow_pid(items: list[int]) -> list[tuple[int, int]]:
+    time.sleep(0.02)  # a piece takes long enough that the helper gets its turn
+    return [(os.getpid(), n) for n in items]
 
 
 def test_a_killed_helper_loses_nothing(caplog):
@@ -121,7 +126,7 @@ def test_a_killed_helper_loses_nothing(caplog):
     assert "helper process failed" in caplog.text
 
 
-def test_a_hung_helper_is_killed_and_its_half_done_here(monkeypatch, caplog):
+def test_a_hung_helper_is_killed_and_its_pieces_done_here(monkeypatch, caplog):
     texts, fake = squad_sentences(), FakeEmbedder()
     alone = build.embed_and_type(fake, texts, 16)
     monkeypatch.setattr(helper, "GRACE_S", 1.0)

@@ -37,7 +37,7 @@ from qa.types import Chunk, Document, Sentence, sentence_id
 BATCH_CHARACTERS = 250_000
 DOCUMENTS_PER_BATCH = 1024
 # Below this much text (about 64 sentences) a batch is chunked, embedded and typed here alone:
-# handing half of it to the helper process costs more than it saves.
+# handing pieces of it to the helper process costs more than it saves.
 SHARE_CHARACTERS = 8_000
 # The embedders of this build, by id: the forked helper process finds its copy by that key.
 _embedders: weakref.WeakValueDictionary[int, Embedder] = weakref.WeakValueDictionary()
@@ -281,12 +281,12 @@ def chunk_all(
     documents: list[Document], embedder: Embedder, settings: Settings
 ) -> list[tuple[list[Chunk], list[list[Span]]]]:
     """`chunk_document` of each document; inside `helper.sharing()`, with SHARE_CHARACTERS of
-    text or more, the helper process chunks half of them at the same time."""
+    text or more, the helper process chunks some of them at the same time."""
     _embedders[id(embedder)] = embedder
     budget, overlap = chunk_budget(embedder, settings), settings.chunk_overlap_sentences
     work = partial(_chunk_here, id(embedder), budget, overlap)
     if sum(len(d.text) for d in documents) >= SHARE_CHARACTERS:
-        shared = helper.halves(work, documents, size=lambda d: len(d.text))
+        shared = helper.share(work, documents, size=lambda d: len(d.text))
         if shared is not None:
             return shared
     return work(documents)
@@ -305,19 +305,26 @@ def embed_and_type(
     """The vectors of distinct texts, and their typed spans (entities and noun phrases, offsets
     inside each text).
 
-    Inside `helper.sharing()` (a build), a batch of SHARE_CHARACTERS or more is split in two: the
-    helper process embeds and types one half while this one does the other, each with one torch
-    thread. Two one-thread model passes side by side outrun one pass on two threads (751
-    sentences: 3.1-3.5 s against 3.9-4.2 s, the same vectors to the last bit), and spaCy, which
-    runs on one core, is halved with them.
+    Inside `helper.sharing()` (a build), a batch of SHARE_CHARACTERS or more is shared out in
+    pieces (`helper.share`): the helper process embeds and types some while this one does the
+    others, each with one torch thread. Two one-thread model passes side by side outrun one pass
+    on two threads (751 sentences: 3.1-3.5 s against 3.9-4.2 s, the same vectors to the last
+    bit), and spaCy, which runs on one core, is shared with them.
     """
     _embedders[id(embedder)] = embedder
     if sum(map(len, texts)) >= SHARE_CHARACTERS:
         work = partial(_embed_and_type_here, id(embedder), batch_size)
-        shared = helper.halves(work, texts, here=partial(work, bar=bar), size=len)
+        ours = 0
+
+        def here(part: Sequence[str]) -> list[tuple[np.ndarray, list[tagging.Span]]]:
+            nonlocal ours
+            ours += len(part)
+            return work(part, bar=bar)
+
+        shared = helper.share(work, texts, here, size=len)
         if shared is not None:
             if bar is not None:
-                bar.update(len(texts) // 2)  # the helper's half
+                bar.update(len(texts) - ours)  # the helper's pieces
             vectors = np.stack([vector for vector, _ in shared]).astype(np.float32, copy=False)
             return vectors, [spans for _, spans in shared]
     return encode(embedder, texts, batch_size, bar), tagging.tag(texts)
@@ -326,7 +333,7 @@ def embed_and_type(
 def _embed_and_type_here(
     key: int, batch_size: int, texts: Sequence[str], bar: Any = None
 ) -> list[tuple[np.ndarray, list[tagging.Span]]]:
-    """One half of `embed_and_type`'s work, in either process."""
+    """A piece of `embed_and_type`'s work, in either process."""
     with one_thread():
         vectors = encode(_embedders[key], list(texts), batch_size, bar)
     return list(zip(vectors, tagging.tag(texts), strict=True))

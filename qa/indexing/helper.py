@@ -1,25 +1,28 @@
-"""A second core for the build: one forked process that does half of a batch's CPU-bound work.
+"""A second core for the build: one forked process that shares a batch's CPU-bound work.
 
-While a build is inside `sharing()`, `halves(fn, items)` runs `fn` over the first half of
-`items` in a helper process and over the second half here, at once. The build hands it each
-batch's model pass and typing (qa/indexing/build.py, `embed_and_type`): two one-thread model
-passes side by side outrun one pass on two threads, and spaCy's typing runs on one core. The
-helper is forked on the first batch that needs it, so it shares the loaded models' memory, and
-a run with nothing to embed never starts one.
+While a build is inside `sharing()`, `share(fn, items)` cuts `items` into pieces that this
+process and a helper process take in turn, each running `fn` over its pieces, until none is
+left: whichever is faster (the other core may be busy with something else) does more, and
+neither waits long at the end. The build hands it each batch's chunking, model pass and typing
+(qa/indexing/build.py): two one-thread model passes side by side outrun one pass on two
+threads, and spaCy's typing runs on one core. The helper is forked on the first batch that
+needs it, so it shares the loaded models' memory, and a run with nothing to embed never starts
+one.
 
 It is a speed-up and never a risk to the build: it is only used on Linux, from the main thread
 (a server reloading its knowledge base in a worker thread does the work itself; forking a
 process full of threads and sockets is not safe), with two usable cores. It ignores Ctrl-C,
 dies with its parent (PR_SET_PDEATHSIG, so even a SIGKILLed `qa index` leaves nothing behind),
 and exits before `sharing()` does, so before the store's writer lets go of its lock. If it
-fails in any way, or takes far longer than this process took for its own half, it is killed,
-its half is done here, and it is not used again in that run.
+fails in any way, or takes far longer than this process took for a piece, it is killed, its
+pieces are done here, and it is not used again in that run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import logging
 import multiprocessing
 import os
@@ -36,10 +39,15 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
-# The helper's half may take this long, plus this many times what our own half took, before it
-# is taken for hung (a fork that inherited a held lock deadlocks; it never errs).
+# The helper's last piece may take this long, plus this many times what one of our pieces took,
+# before it is taken for hung (a fork that inherited a held lock deadlocks; it never errs).
 GRACE_S = 60.0
 SLACK = 10.0
+# A shared batch is cut into at most this many pieces of at least MIN_PIECE items: enough that
+# the one finishing first waits little for the other, few enough that each piece stays a long
+# model pass.
+PIECES = 16
+MIN_PIECE = 32
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
@@ -52,11 +60,15 @@ class _Session:
 
 
 _session: _Session | None = None
+# The next piece to take, and its lock: made before the helper is forked, so both processes
+# hold the same shared memory.
+_next: Any = None
+_next_lock: Any = None
 
 
 @contextlib.contextmanager
 def sharing() -> Iterator[None]:
-    """While open, `halves` may hand half of a batch to a helper process (see the module doc).
+    """While open, `share` may hand pieces of a batch to a helper process (see the module doc).
     Nested or from another thread than the main one, it does nothing."""
     global _session
     if _session is not None or not _usable():
@@ -73,19 +85,19 @@ def sharing() -> Iterator[None]:
         _stop(session, kill=False)
 
 
-def halves(
+def share(
     fn: Callable[[Sequence[T]], list[R]],
     items: Sequence[T],
     here: Callable[[Sequence[T]], list[R]] | None = None,
     size: Callable[[T], int] | None = None,
 ) -> list[R] | None:
-    """fn(items), half of the items done by the helper: None where no helper may be used
+    """fn(items), with the helper doing some of the pieces: None where no helper may be used
     (outside `sharing()`, another thread, or after a failure), and the caller does it all.
 
-    `here`, if given, is what this process runs over its own half instead of `fn` (the same
-    work, with what cannot cross to another process, such as a progress bar). With `size`, the
-    items are dealt by size, so both halves get big and small ones alike; the results come
-    back in the items' order either way."""
+    `here`, if given, is what this process runs over its pieces instead of `fn` (the same work,
+    with what cannot cross to another process, such as a progress bar). With `size`, pieces
+    are cut from the items sorted biggest first (like with like, and the small ones last);
+    the results come back in the items' order either way."""
     session = _session
     if session is None or session.owner != threading.get_ident() or session.failed:
         return None
@@ -94,26 +106,55 @@ def halves(
         return None
     order = list(range(len(items)))
     if size is not None:
-        by_size = sorted(order, key=lambda i: size(items[i]))
-        order = by_size[0::2] + by_size[1::2]
-    half = len(order) // 2
-    mine, helpers = [items[i] for i in order[half:]], [items[i] for i in order[:half]]
+        order.sort(key=lambda i: -size(items[i]))
+    count = max(2, min(PIECES, len(order) // MIN_PIECE))
+    cuts = [round(k * len(order) / count) for k in range(count + 1)]
+    pieces = [[items[i] for i in order[a:b]] for a, b in itertools.pairwise(cuts)]
+    done: dict[int, list[R]] = {}
+    with _next_lock:
+        _next.value = 0  # the helper is idle between batches
     try:
-        theirs = pool.submit(fn, helpers)
+        theirs = pool.submit(_take, fn, pieces)
     except Exception as error:  # a broken pool refuses work at once
         _give_up(session, error)
         return None
     began = time.perf_counter()
-    ours = (here or fn)(mine)
+    while (k := _claim()) is not None and k < count:
+        done[k] = (here or fn)(pieces[k])
+    per_piece = (time.perf_counter() - began) / max(1, len(done))
     try:
-        done = list(theirs.result(timeout=GRACE_S + SLACK * (time.perf_counter() - began)))
-    except Exception as error:  # died, hung, or raised: its half is done here
+        if k is None:
+            raise TimeoutError("the helper holds the pieces' lock")
+        done.update(theirs.result(timeout=GRACE_S + SLACK * per_piece))
+    except Exception as error:  # died, hung, or raised: its pieces are done here
         _give_up(session, error)
-        done = fn(helpers)
+        done.update({k: fn(piece) for k, piece in enumerate(pieces) if k not in done})
     results: list[R] = [None] * len(items)  # type: ignore[list-item]
-    for i, result in zip(order, done + ours, strict=True):
+    ordered = itertools.chain.from_iterable(done[k] for k in range(count))
+    for i, result in zip(order, ordered, strict=True):
         results[i] = result
     return results
+
+
+def _claim() -> int | None:
+    """The next piece's number (taken), or None if the lock stays held (by a helper that died
+    holding it)."""
+    if not _next_lock.acquire(timeout=5.0):
+        return None
+    try:
+        k = int(_next.value)
+        _next.value = k + 1
+        return k
+    finally:
+        _next_lock.release()
+
+
+def _take(fn: Callable[[Sequence[T]], list[R]], pieces: list[list[T]]) -> dict[int, list[R]]:
+    """In the helper: pieces in turn, while any is left."""
+    done = {}
+    while (k := _claim()) is not None and k < len(pieces):
+        done[k] = fn(pieces[k])
+    return done
 
 
 def _usable() -> bool:
@@ -126,9 +167,12 @@ def _usable() -> bool:
 
 
 def _start(session: _Session) -> ProcessPoolExecutor | None:
+    global _next, _next_lock
+    context = multiprocessing.get_context("fork")
+    _next, _next_lock = context.RawValue("i", 0), context.Lock()
     pool = ProcessPoolExecutor(
         1,
-        mp_context=multiprocessing.get_context("fork"),
+        mp_context=context,
         initializer=_in_helper,
         initargs=(os.getpid(),),
     )

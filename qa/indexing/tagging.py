@@ -6,7 +6,7 @@ out, which halves its cost (noun phrases come from the part-of-speech tags inste
 travel with the sentences into the store, so a question only has to be matched against them.
 Without the model the engine still works: sentences carry no spans and answers are sentences.
 
-spaCy runs on one core: during a build, the helper process types half of each large batch
+spaCy runs on one core: during a build, the helper process types pieces of each large batch
 (qa/indexing/build.py, `embed_and_type`).
 """
 
