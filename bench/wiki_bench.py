@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from wiki_corpus import (
+    CHILD_RSS,
     CPU,
     FAKE_STREAM,
     INDEX,
@@ -176,7 +177,9 @@ def bench_dump_and_sync(pages: int, tmp: Path) -> dict:
         dump.write_text(wiki.maintenance("dumpBackup.php", "--current", "--quiet"))
         results["dump_mb"] = round(dump.stat().st_size / 2**20, 1)
         kb = tmp / "kb"
-        index = child(INDEX.format(dump=str(dump), kb=str(kb), rss=RSS, cpu=CPU))
+        index = child(
+            INDEX.format(dump=str(dump), kb=str(kb), rss=RSS, cpu=CPU, child_rss=CHILD_RSS)
+        )
         raw = child(RAW.format(dump=str(dump), rss=RSS, cpu=CPU))
         documents = len(open_store(kb).documents())
         results.update(
@@ -230,7 +233,7 @@ def bench_stream_memory(pages: int, tmp: Path) -> dict:
     dump = tmp / "big.xml"
     dump.write_text(dump_xml([(f"Town {n}", page_wikitext(rng, n)) for n in range(pages)]))
     kb = tmp / "big-kb"
-    index = child(INDEX.format(dump=str(dump), kb=str(kb), rss=RSS, cpu=CPU))
+    index = child(INDEX.format(dump=str(dump), kb=str(kb), rss=RSS, cpu=CPU, child_rss=CHILD_RSS))
     return {
         "pages": pages,
         "dump_mb": round(dump.stat().st_size / 2**20, 1),
@@ -239,6 +242,7 @@ def bench_stream_memory(pages: int, tmp: Path) -> dict:
         "pages_per_second": round(pages / index["seconds"], 1),
         "model_rss_mb": round(index["model_rss_mb"]),
         "peak_rss_mb": round(index["rss_mb"]),
+        "helper_peak_rss_mb": round(index["helper_rss_mb"]),
     }
 
 

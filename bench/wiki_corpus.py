@@ -162,9 +162,16 @@ def child(code: str) -> dict:
 
 
 RSS = "import resource; rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024"
-# CPU seconds of the process (all threads): other work on a shared machine stretches wall
-# time, much less CPU time, so the ratio to raw encode is taken from CPU seconds.
-CPU = "import os; _t = os.times(); cpu = _t.user + _t.system"
+# CPU seconds of the process (all threads) and of its ended children (the build's helper):
+# other work on a shared machine stretches wall time, much less CPU time.
+CPU = (
+    "import os; _t = os.times(); cpu = _t.user + _t.system + _t.children_user + _t.children_system"
+)
+# Peak RSS of the process's ended children: the build's helper process (its RSS counts the
+# pages it shares with the build, the model's among them).
+CHILD_RSS = (
+    "import resource; child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024"
+)
 
 INDEX = """
 import json, time, sys
@@ -180,8 +187,9 @@ code = main(["index", {dump!r}, "--out", {kb!r}, "--quiet"])
 seconds = time.perf_counter() - t
 {rss}
 {cpu}
+{child_rss}
 print(json.dumps({{"code": code, "seconds": seconds, "cpu": cpu - cpu0, "rss_mb": rss,
-                  "model_rss_mb": model_rss}}))
+                  "model_rss_mb": model_rss, "helper_rss_mb": child_rss}}))
 """
 
 RAW = """
