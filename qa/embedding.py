@@ -148,7 +148,8 @@ def one_thread() -> Iterator[None]:
 
 
 def _threads_for(n_texts: int) -> None:
-    """One torch thread for a question, every core for a batch.
+    """One torch thread for a question, every core for a batch (one inside `one_thread()`,
+    which is process-wide, as torch's thread count is).
 
     A single short query gains nothing from intra-op threads, and on a busy machine their
     spin-waiting made one query embedding 20x slower (bench/RESULTS.md, "Threads").

@@ -107,6 +107,55 @@ def test_both_processes_take_pieces_and_the_order_is_kept():
         assert helper._session is not None and not helper._session.failed
 
 
+@pytest.mark.parametrize("how", ["dies", "hangs"])
+def test_a_helper_that_fails_inside_a_piece_loses_nothing(how, monkeypatch, caplog):
+    monkeypatch.setattr(helper, "GRACE_S", 1.0)
+    monkeypatch.setattr(helper, "SLACK", 0.0)
+    items = list(range(400))
+    with caplog.at_level(logging.WARNING), helper.sharing():
+        helper.share(_slow_pid, items[:64])  # starts the helper
+        pid = helper_pid()
+        fails = _dies_in_helper if how == "dies" else _hangs_in_helper
+        shared = helper.share(fails, items)
+        assert shared == [(os.getpid(), n) for n in items]  # its pieces redone here, in order
+        assert helper._session.failed
+        assert gone(pid)
+    assert "helper process failed" in caplog.text
+
+
+def test_a_helper_that_hangs_as_it_starts_is_killed_not_waited_for():
+    script = (
+        "import time\n"
+        "from qa.indexing import helper\n"
+        "helper.GRACE_S = 1.0\n"
+        "helper._in_helper = lambda parent: time.sleep(3600)  # a deadlocked start\n"
+        "with helper.sharing():\n"
+        "    assert helper.share(list, ['a', 'b', 'c']) is None\n"
+        "    assert helper._session.failed\n"
+        "print('done', flush=True)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0 and run.stdout.strip() == "done", run.stderr[-2000:]
+    assert "helper process failed" in run.stderr
+
+
+PARENT = os.getpid()  # the forked helper has the same value, and another pid
+
+
+def _dies_in_helper(items: list[int]) -> list[tuple[int, int]]:
+    if os.getpid() != PARENT:
+        os._exit(3)  # after taking a piece, as an OOM kill would
+    return _slow_pid(items)
+
+
+def _hangs_in_helper(items: list[int]) -> list[tuple[int, int]]:
+    if os.getpid() != PARENT:
+        time.sleep(3600)
+    return _slow_pid(items)
+
+
 def _slow_pid(items: list[int]) -> list[tuple[int, int]]:
     time.sleep(0.02)  # a piece takes long enough that the helper gets its turn
     return [(os.getpid(), n) for n in items]

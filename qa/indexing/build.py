@@ -39,7 +39,8 @@ DOCUMENTS_PER_BATCH = 1024
 # Below this much text (about 64 sentences) a batch is chunked, embedded and typed here alone:
 # handing pieces of it to the helper process costs more than it saves.
 SHARE_CHARACTERS = 8_000
-# The embedders of this build, by id: the forked helper process finds its copy by that key.
+# The embedders of this build, by id: the forked helper process finds its copy by that key (one
+# registered after the fork is missing there: the helper fails once and the build goes on alone).
 _embedders: weakref.WeakValueDictionary[int, Embedder] = weakref.WeakValueDictionary()
 
 
@@ -282,14 +283,22 @@ def chunk_all(
 ) -> list[tuple[list[Chunk], list[list[Span]]]]:
     """`chunk_document` of each document; inside `helper.sharing()`, with SHARE_CHARACTERS of
     text or more, the helper process chunks some of them at the same time."""
-    _embedders[id(embedder)] = embedder
     budget, overlap = chunk_budget(embedder, settings), settings.chunk_overlap_sentences
-    work = partial(_chunk_here, id(embedder), budget, overlap)
+    work = partial(_chunk_here, _shareable(embedder), budget, overlap)
     if sum(len(d.text) for d in documents) >= SHARE_CHARACTERS:
         shared = helper.share(work, documents, size=lambda d: len(d.text))
         if shared is not None:
             return shared
     return work(documents)
+
+
+def _shareable(embedder: Embedder) -> int:
+    """Ready what the helper process must share before it is forked (the model and the spaCy
+    pipeline, loaded once, in this process); the key it finds the embedder by."""
+    embedder.max_tokens  # noqa: B018 - loads a lazily loaded model
+    tagging.load()
+    _embedders[id(embedder)] = embedder
+    return id(embedder)
 
 
 def _chunk_here(
@@ -311,9 +320,8 @@ def embed_and_type(
     on two threads (751 sentences: 3.1-3.5 s against 3.9-4.2 s, the same vectors to the last
     bit), and spaCy, which runs on one core, is shared with them.
     """
-    _embedders[id(embedder)] = embedder
     if sum(map(len, texts)) >= SHARE_CHARACTERS:
-        work = partial(_embed_and_type_here, id(embedder), batch_size)
+        work = partial(_embed_and_type_here, _shareable(embedder), batch_size)
         ours = 0
 
         def here(part: Sequence[str]) -> list[tuple[np.ndarray, list[tagging.Span]]]:

@@ -43,9 +43,9 @@ R = TypeVar("R")
 # before it is taken for hung (a fork that inherited a held lock deadlocks; it never errs).
 GRACE_S = 60.0
 SLACK = 10.0
-# A shared batch is cut into at most this many pieces of at least MIN_PIECE items: enough that
-# the one finishing first waits little for the other, few enough that each piece stays a long
-# model pass.
+# A shared batch is cut into at most PIECES pieces of about MIN_PIECE items or more: enough
+# that the one finishing first waits little for the other, few enough that each piece stays a
+# long model pass.
 PIECES = 16
 MIN_PIECE = 32
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -107,9 +107,10 @@ def share(
     order = list(range(len(items)))
     if size is not None:
         order.sort(key=lambda i: -size(items[i]))
-    count = max(2, min(PIECES, len(order) // MIN_PIECE))
-    cuts = [round(k * len(order) / count) for k in range(count + 1)]
-    pieces = [[items[i] for i in order[a:b]] for a, b in itertools.pairwise(cuts)]
+    pieces = [
+        [items[i] for i in order[a:b]] for a, b in itertools.pairwise(_cuts(order, items, size))
+    ]
+    count = len(pieces)
     done: dict[int, list[R]] = {}
     with _next_lock:
         _next.value = 0  # the helper is idle between batches
@@ -119,8 +120,12 @@ def share(
         _give_up(session, error)
         return None
     began = time.perf_counter()
-    while (k := _claim()) is not None and k < count:
-        done[k] = (here or fn)(pieces[k])
+    try:
+        while (k := _claim()) is not None and k < count:
+            done[k] = (here or fn)(pieces[k])
+    except BaseException as error:  # ours failed: the helper must not go on taking pieces
+        _give_up(session, error)
+        raise
     per_piece = (time.perf_counter() - began) / max(1, len(done))
     try:
         if k is None:
@@ -134,6 +139,19 @@ def share(
     for i, result in zip(order, ordered, strict=True):
         results[i] = result
     return results
+
+
+def _cuts(order: list[int], items: Sequence[T], size: Callable[[T], int] | None) -> list[int]:
+    """Where the pieces of `order` begin and end: up to PIECES pieces of about MIN_PIECE items
+    or more (two at the least), of like total size when `size` is given."""
+    count = max(2, min(PIECES, len(order) // MIN_PIECE))
+    weights = [size(items[i]) if size is not None else 1 for i in order]
+    total, cuts, running = sum(weights), [0], 0
+    for position, weight in enumerate(weights[:-1], start=1):
+        running += weight
+        if running * count >= total * len(cuts) and len(cuts) < count:
+            cuts.append(position)
+    return [*cuts, len(order)]
 
 
 def _claim() -> int | None:
@@ -197,9 +215,11 @@ def _stop(session: _Session, kill: bool) -> None:
     session.pool = session.pid = None
     if pool is None:
         return
-    if kill and pid is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    if kill:  # by the pid it told us, or the pool's own record if it never did (hung at start)
+        pids = {pid} if pid is not None else set(getattr(pool, "_processes", None) or ())
+        for number in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(number, signal.SIGKILL)
     pool.shutdown(wait=True, cancel_futures=True)
 
 

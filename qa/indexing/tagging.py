@@ -62,6 +62,11 @@ def _pipeline() -> Any | None:
     return spacy.load(MODEL, exclude=["parser", "lemmatizer", "attribute_ruler"])
 
 
+def load() -> bool:
+    """Load the pipeline now (a build does, before it forks its helper); whether it is there."""
+    return _pipeline() is not None
+
+
 def tag(texts: Sequence[str], batch_size: int = 64) -> list[list[Span]]:
     """Typed spans of each text, as [start, end) offsets into that text, in text order."""
     nlp = _pipeline()
