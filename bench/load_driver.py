@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import random
@@ -103,10 +104,18 @@ async def ask_rest(client: httpx.AsyncClient, question: str, history: list[dict[
 
 
 async def ask_gradio(
-    client: httpx.AsyncClient, question: str, history: list[dict[str, str]]
+    client: httpx.AsyncClient,
+    question: str,
+    history: list[dict[str, str]],
+    session: str | None = None,
 ) -> Any:
-    """The chat's API: queue the call, then read its server-sent events to the end."""
-    response = await client.post("/gradio_api/call/ask", json={"data": [question, history]})
+    """The chat's API: queue the call, then read its server-sent events to the end. `session`
+    is the reader's Gradio session, as a browser tab keeps one for all its questions (without
+    it, every call is a new session, whose state Gradio builds from every block's config)."""
+    body: dict[str, Any] = {"data": [question, history]}
+    if session is not None:
+        body["session_hash"] = session
+    response = await client.post("/gradio_api/call/ask", json=body)
     if response.status_code in (429, 503):
         raise Refused(f"{response.status_code} {response.text[:200]}")
     if response.status_code != 200:
@@ -147,7 +156,8 @@ async def user(
 ) -> None:
     """Conversations, question after question, for as long as `more()` (asked before each)."""
     rng = random.Random(number)
-    ask = ask_rest if channel == "rest" else ask_gradio
+    session = f"reader{number}-{rng.getrandbits(48):012x}"  # one per reader, as one per tab
+    ask = ask_rest if channel == "rest" else functools.partial(ask_gradio, session=session)
     while True:
         history: list[dict[str, str]] = []
         for question in rng.choice(CONVERSATIONS):
