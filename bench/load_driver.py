@@ -112,9 +112,7 @@ async def ask_gradio(
     """The chat's API: queue the call, then read its server-sent events to the end. `session`
     is the reader's Gradio session, as a browser tab keeps one for all its questions (without
     it, every call is a new session, whose state Gradio builds from every block's config)."""
-    body: dict[str, Any] = {"data": [question, history]}
-    if session is not None:
-        body["session_hash"] = session
+    body = {"data": [question, history], "session_hash": session}  # None: Gradio makes one
     response = await client.post("/gradio_api/call/ask", json=body)
     if response.status_code in (429, 503):
         raise Refused(f"{response.status_code} {response.text[:200]}")
