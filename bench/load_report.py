@@ -94,6 +94,8 @@ class Raw:
     single_ms: float  # median time of one single-question call
     load_average: float
     all_cores: float = 0.0  # 16 per call through the embedder's encode (every core)
+    traced: float = 0.0  # one question per call on the traced graph (qa/traced.py)
+    traced_ms: float = 0.0
 
 
 def batching_table(

@@ -65,13 +65,19 @@ def log(message: str) -> None:
 
 
 def raw_rate(seconds: float = 4.0) -> Raw:
-    """The bundled model in this process: one question per call (the embedder's encode, as a
-    lone reader's question goes), then 16 per call as the server embeds a batch (one thread,
-    qa/serve/batching.py), then 16 per call through the embedder's own encode (every core)."""
+    """The bundled model in this process: one question per call (sentence-transformers' eager
+    model, the raw rate every ratio divides by), then 16 per call as the server embeds a batch
+    (one thread, qa/serve/batching.py), then 16 per call through the embedder's own encode
+    (every core), then one per call on the traced graph a server runs (qa/traced.py)."""
+    import torch
+
     from qa.embedding import get_embedder
     from qa.serve.batching import BatchingEmbedder
+    from qa.traced import trace
 
-    embedder = get_embedder().load()
+    embedder = get_embedder().load()  # not traced: its encode is sentence-transformers' own
+    traced = trace(embedder.model)
+    assert traced is not None, "the bundled model traces (qa/traced.py)"
     server = BatchingEmbedder(embedder)
     questions = [q for conversation in CONVERSATIONS for q in conversation]
     embedder.encode(questions[:16], batch_size=16)  # warm
@@ -90,8 +96,15 @@ def raw_rate(seconds: float = 4.0) -> Raw:
     single, calls = measure(1, lambda texts: embedder.encode(texts, batch_size=1))
     batched, _ = measure(16, server._encode)
     all_cores, _ = measure(16, lambda texts: embedder.encode(texts, batch_size=16))
-    median_ms = 1000 * sorted(calls)[len(calls) // 2]
-    return Raw(single, batched, median_ms, load_average, all_cores)
+    torch.set_num_threads(1)  # as the embedder sets it for one question
+    graph, graph_calls = measure(
+        1, lambda texts: traced.encode(texts, batch_size=1, progress=False)
+    )
+    return Raw(single, batched, median(calls), load_average, all_cores, graph, median(graph_calls))
+
+
+def median(seconds: list[float]) -> float:
+    return 1000 * sorted(seconds)[len(seconds) // 2]
 
 
 def run_load(base: str, pids: dict[str, int], users: int, seconds: float, **kw: Any) -> Report:
@@ -181,7 +194,10 @@ def main_run(index: Path, workdir: Path, seconds: float) -> tuple[list[str], boo
         f"**{raw.single:.0f} questions/s one at a time** ({raw.single_ms:.1f} ms a call), "
         f"**{raw.batched:.0f}/s in batches of 16** on one torch thread, as the server embeds "
         f"a batch ({raw.all_cores:.0f}/s through the embedder's own encode, which uses every "
-        "core for 8 texts or more: faster on an idle machine, far slower on a busy one).",
+        "core for 8 texts or more: faster on an idle machine, far slower on a busy one). "
+        f"The traced graph a server runs (qa/traced.py): **{raw.traced:.0f}/s one at a time** "
+        f"({raw.traced_ms:.1f} ms a call). Every ratio here divides by sentence-transformers' "
+        "own eager rate, the first figure.",
         "",
         "### Batching: REST readers against one process",
         "",

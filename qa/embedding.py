@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -14,6 +15,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from qa.settings import DEFAULT_MODEL, offline_defaults
+from qa.traced import TracedEncoder, trace
+
+log = logging.getLogger(__name__)
 
 
 class EmbeddingError(RuntimeError):
@@ -68,6 +72,7 @@ class SentenceTransformerEmbedder:
         self._model: Any = None
         self._fingerprint: str | None = None
         self._lock = threading.Lock()
+        self._traced: TracedEncoder | None = None
 
     def load(self) -> SentenceTransformerEmbedder:
         with self._lock:
@@ -85,6 +90,21 @@ class SentenceTransformerEmbedder:
                         "model (there is no network here)"
                     ) from None
         return self
+
+    def trace(self) -> bool:
+        """Run the model as a traced graph from now on, if it traces to the same vectors.
+
+        A server's choice (qa/serve/web.py): about 1 s once, then a question embeds in 25%
+        less time, off the GIL (qa/traced.py). A build gains nothing (its batches are long
+        texts, where the graph and the eager model are equally fast) and does not trace.
+        """
+        model = self.model
+        with self._lock:
+            if self._traced is None:
+                self._traced = trace(model)
+                if self._traced is None:
+                    log.warning("%s did not trace: questions run eagerly", self.model_id)
+        return self._traced is not None
 
     @property
     def model(self) -> Any:
@@ -117,11 +137,19 @@ class SentenceTransformerEmbedder:
         return [len(ids) for ids in encoded["input_ids"]]
 
     def encode(
-        self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 32,
+        progress: bool = False,
+        threads: int | None = None,
     ) -> np.ndarray:
+        """`threads`: torch threads for this call (default: `_threads_for` the texts)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        _threads_for(len(texts))
+        _set_threads(threads or _threads_for(len(texts)))
+        if self._traced is not None:
+            return self._traced.encode(list(texts), batch_size=batch_size, progress=progress)
         vectors = self.model.encode(
             list(texts),
             batch_size=batch_size,
@@ -147,16 +175,19 @@ def one_thread() -> Iterator[None]:
         _one_thread = before
 
 
-def _threads_for(n_texts: int) -> None:
+def _threads_for(n_texts: int) -> int:
     """One torch thread for a question, every core for a batch (one inside `one_thread()`,
     which is process-wide, as torch's thread count is).
 
     A single short query gains nothing from intra-op threads, and on a busy machine their
     spin-waiting made one query embedding 20x slower (bench/RESULTS.md, "Threads").
     """
+    return 1 if n_texts < 8 or _one_thread else max(1, os.cpu_count() or 1)
+
+
+def _set_threads(wanted: int) -> None:
     import torch
 
-    wanted = 1 if n_texts < 8 or _one_thread else max(1, os.cpu_count() or 1)
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
 

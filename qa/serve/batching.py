@@ -137,21 +137,10 @@ class BatchingEmbedder:
                 p.done.set()
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        """The batch on one torch thread (the sentence-transformers model's own encode: the
-        wrapper's picks every core for 8 texts or more), else the inner embedder's encode."""
+        """The batch on one torch thread (the embedder's own choice is every core for 8
+        texts or more), else the inner embedder's encode."""
         from qa.embedding import SentenceTransformerEmbedder
 
-        if len(texts) == 1 or not isinstance(self.inner, SentenceTransformerEmbedder):
-            return self.inner.encode(texts, batch_size=len(texts))
-        import torch
-
-        if torch.get_num_threads() != 1:
-            torch.set_num_threads(1)
-        vectors = self.inner.model.encode(
-            texts,
-            batch_size=len(texts),
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        if isinstance(self.inner, SentenceTransformerEmbedder):
+            return self.inner.encode(texts, batch_size=len(texts), threads=1)
+        return self.inner.encode(texts, batch_size=len(texts))

@@ -244,8 +244,9 @@ def loader_for(index: str, settings: Settings, web: WebSettings | None = None) -
     """Opens `index` (or the default knowledge base when empty), reusing a loaded embedder.
 
     The knowledge base a server answers from embeds concurrent questions together
-    (`BatchingEmbedder`); reloads keep the same one.
+    (`BatchingEmbedder`) on the traced model (qa/traced.py); reloads keep the same one.
     """
+    from qa.embedding import SentenceTransformerEmbedder
     from qa.knowledge import KnowledgeBase
     from qa.serve.batching import BatchingEmbedder
 
@@ -254,6 +255,8 @@ def loader_for(index: str, settings: Settings, web: WebSettings | None = None) -
     def load(embedder: Any) -> KnowledgeBase:
         kb = KnowledgeBase.load(index or None, settings=settings, embedder=embedder)
         if not isinstance(kb.embedder, BatchingEmbedder):
+            if isinstance(kb.embedder, SentenceTransformerEmbedder):
+                kb.embedder.trace()
             kb.embedder = BatchingEmbedder(
                 kb.embedder, max_batch=web.batch_max, window_ms=web.batch_window_ms
             )
