@@ -76,8 +76,35 @@ def test_many_texts_bypass_the_queue_and_errors_reach_every_waiter():
 
 
 def test_settings_are_checked():
-    with pytest.raises(ValueError):
-        BatchingEmbedder(FakeEmbedder(), max_batch=0)
+    for bad in ({"max_batch": 0}, {"window_ms": -1}, {"calls": 0}):
+        with pytest.raises(ValueError):
+            BatchingEmbedder(FakeEmbedder(), **bad)
+
+
+def test_two_model_calls_run_side_by_side_never_three():
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    class Counting(SlowFake):
+        def encode(self, texts, *, batch_size=32, progress=False):
+            nonlocal running, most
+            with lock:
+                running += 1
+                most = max(most, running)
+            try:
+                return super().encode(texts)  # sleeps 20 ms: others arrive meanwhile
+            finally:
+                with lock:
+                    running -= 1
+
+    inner = Counting()
+    batching = BatchingEmbedder(inner, max_batch=4, calls=2)
+    questions = [f"question {n}" for n in range(80)]
+    with ThreadPoolExecutor(40) as pool:
+        vectors = list(pool.map(lambda q: batching.encode([q]), questions))
+    assert most == 2, most
+    assert sum(inner.calls) == 80 and max(inner.calls) <= 4
+    np.testing.assert_allclose(np.vstack(vectors), FakeEmbedder().encode(questions), rtol=1e-6)
 
 
 def test_a_real_batch_runs_on_one_thread_and_gives_the_models_own_vectors(real_embedder):
@@ -114,3 +141,14 @@ def test_an_idle_model_embeds_in_the_callers_thread_and_later_arrivals_batch_aft
     np.testing.assert_allclose(
         np.vstack(vectors), FakeEmbedder().encode([f"q{n}" for n in range(8)])
     )
+
+
+def test_the_servers_batch_settings_refuse_nonsense_from_the_environment():
+    from qa.serve.webconfig import WebSettings
+    from qa.settings import SettingsError
+
+    assert WebSettings.from_env({"QA_BATCH_CALLS": "2"}).batch_calls == 2
+    assert WebSettings().batch_calls == 0  # one model call per core
+    for name, value in [("QA_BATCH_CALLS", "-1"), ("QA_BATCH_CALLS", "two"), ("QA_BATCH_MAX", "0")]:
+        with pytest.raises(SettingsError, match=f"(?i){name.removeprefix('QA_')}"):
+            WebSettings.from_env({name: value})

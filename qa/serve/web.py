@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import sys
@@ -258,7 +259,10 @@ def loader_for(index: str, settings: Settings, web: WebSettings | None = None) -
             if isinstance(kb.embedder, SentenceTransformerEmbedder):
                 kb.embedder.trace()
             kb.embedder = BatchingEmbedder(
-                kb.embedder, max_batch=web.batch_max, window_ms=web.batch_window_ms
+                kb.embedder,
+                max_batch=web.batch_max,
+                window_ms=web.batch_window_ms,
+                calls=web.batch_calls or os.cpu_count() or 1,
             )
         return kb
 

@@ -68,6 +68,10 @@ class WebSettings:
     # How long a batch waits for company when the model is already busy, in milliseconds;
     # 0 = never (batches form while the previous one runs). A lone reader never waits.
     batch_window_ms: int = 0
+    # Model calls at once (0 = one per CPU core). The traced model runs without the GIL, so on
+    # 2 cores two calls embed side by side: 50 REST readers 104 -> 143-173 answers/s
+    # (bench/RESULTS.md, "Load test").
+    batch_calls: int = 0
     # Clickable example questions on the chat pages and the widget; QA_EXAMPLES separates them
     # with "|". Empty: the S-400 ones for the default knowledge base; for any other, questions
     # about its documents open to everyone that it does answer (see qa/serve/examples.py).
@@ -83,8 +87,9 @@ class WebSettings:
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise SettingsError(f"port ({self.port}) must be between 1 and 65535")
-        if self.batch_window_ms < 0:
-            raise SettingsError(f"batch_window_ms ({self.batch_window_ms}) must be 0 or more")
+        for key in ("batch_window_ms", "batch_calls"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 0:
+                raise SettingsError(f"{key} ({getattr(self, key)!r}) must be 0 or more")
         for key in ("max_body_bytes", "max_inflight", "queue_size", "concurrency", "batch_max"):
             value = getattr(self, key)
             if not isinstance(value, int) or value <= 0:
