@@ -8,7 +8,9 @@ form the next batch. A question that finds the model idle is embedded in its own
 hand-over to the worker and back, which costs a loaded machine a scheduler slice each way.
 `calls` model calls may run at once (a server runs one per core): the traced model releases
 the GIL (qa/traced.py), so on 2 cores two batches embed side by side while the answer step
-waits for neither; 50 REST readers got 143-173 answers/s with two, 104/s with one.
+waits for neither; 50 REST readers got 143-173 answers/s with two, 104/s with one. Only the
+`calls` worker threads run those: every thread that runs the model grows its own malloc arena,
+and letting any request thread run the second call grew a server 3x more under load.
 
 A batch runs on one torch thread. A server with a batch to embed is a busy server: its other
 threads are retrieving and answering, and intra-op threads spin-waiting for a core collapse.
@@ -84,8 +86,8 @@ class BatchingEmbedder:
         if len(texts) != 1:  # a build's batches go straight through
             return self.inner.encode(texts, batch_size=batch_size, progress=progress)
         with self._ready:
-            alone = self._running < self.calls and not self._queue
-            if alone:  # an idle model: embed in this thread, no hand-over to the worker
+            alone = not self._running and not self._queue
+            if alone:  # an idle model: embed in this thread, no hand-over to a worker
                 self._running += 1
             else:
                 pending = _Pending(texts[0])
