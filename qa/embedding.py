@@ -95,9 +95,9 @@ class SentenceTransformerEmbedder:
         """Run the model as a traced graph from now on, if it traces to the same vectors.
 
         A server's choice (qa/serve/web.py): about 1 s once, then a question embeds in 25%
-        less time, off the GIL (qa/traced.py). A build gains nothing (its batches are long
-        texts, where the graph and the eager model are equally fast) and does not trace.
-        """
+        less time, off the GIL (qa/traced.py). `qa index` and the CLI do not trace: a build's
+        batches are long texts, where the graph and the eager model are equally fast (a
+        server's reload that rebuilds the default index uses its graph: the same vectors)."""
         model = self.model
         with self._lock:
             if self._traced is None:

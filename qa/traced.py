@@ -1,13 +1,14 @@
 """The embedding model's transformer as a TorchScript graph: the same vectors, less Python.
 
 sentence-transformers runs MiniLM's forward pass as eager PyTorch: about a hundred Python
-module calls per text, all holding the GIL. Traced once at load (0.5 s), the same weights run
-as one graph call that releases the GIL, so a server's other threads (HTTP, retrieval, the
-answer step) run beside it on the other core. Measured on 2 cores: one question 13.5 -> 10
-ms (bench/RESULTS.md, "Load test", "The model alone"), and two threads embed 210 questions/s
-instead of 105. The vectors agree with `SentenceTransformer.encode` to 1e-7; `trace` checks
-that on probe texts (a padded batch, a text past the window) and returns None, so that the
-caller keeps the eager model, when they do not agree or the model cannot be traced.
+module calls per text, all holding the GIL. Traced once at load (about 1 s with the check
+below), the same weights run as one graph call that releases the GIL, so a server's other
+threads (HTTP, retrieval, the answer step) run beside it on the other core. Measured on 2
+cores: one question 15-17 -> 11 ms (bench/RESULTS.md, "Load test", "The model alone"), and
+two threads embed 180-210 questions/s instead of 105. The vectors agree with
+`SentenceTransformer.encode` to 1e-7; `trace` checks that on probe texts (a padded batch, a
+text past the window) and returns None, so that the caller keeps the eager model, when they
+do not agree or the model cannot be traced.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class TracedEncoder:
     the first module (a text transformer) traced, the later ones (pooling, normalising) as
     they are."""
 
-    def __init__(self, model: Any, graph: Any, keys: tuple[str, ...]) -> None:
+    def __init__(self, model: Any, graph: Any, keys: tuple[str, ...], dim: int = 0) -> None:
+        self.dim = dim  # known once `trace` has checked the graph
         self._model = model
         self._graph = graph
         self._keys = keys
@@ -40,6 +42,8 @@ class TracedEncoder:
     def encode(self, texts: Sequence[str], *, batch_size: int, progress: bool) -> np.ndarray:
         """Unit-length float32 vectors; longest texts batched together, as
         sentence-transformers does, so a batch pads little."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         starts = range(0, len(order), batch_size)
         if progress:
@@ -103,11 +107,16 @@ def trace(model: Any) -> TracedEncoder | None:
         encoder = TracedEncoder(model, graph, keys)
         probes = list(_PROBES)
         eager = model.encode(
-            probes, batch_size=len(probes), normalize_embeddings=True, convert_to_numpy=True
+            probes,
+            batch_size=len(probes),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         traced = encoder.encode(probes, batch_size=len(probes), progress=False)
     except Exception:  # any model we cannot trace keeps the eager path
         return None
     if traced.shape != eager.shape or float(np.abs(traced - eager).max()) > AGREEMENT:
         return None
+    encoder.dim = int(eager.shape[1])
     return encoder

@@ -81,9 +81,13 @@ def test_settings_are_checked():
             BatchingEmbedder(FakeEmbedder(), **bad)
 
 
-def test_two_model_calls_run_side_by_side_never_three():
+@pytest.mark.parametrize(("max_batch", "window_ms"), [(4, 0), (64, 5)])
+def test_two_model_calls_run_side_by_side_never_three(max_batch, window_ms):
+    """With a window, a worker waits for company while the other may take the queue: it must
+    then neither make a third call nor an empty one."""
     running, most = 0, 0
     lock = threading.Lock()
+    both = threading.Event()  # the first call waits for a second one: no timing luck needed
 
     class Counting(SlowFake):
         def encode(self, texts, *, batch_size=32, progress=False):
@@ -91,19 +95,23 @@ def test_two_model_calls_run_side_by_side_never_three():
             with lock:
                 running += 1
                 most = max(most, running)
+                if running == 2:
+                    both.set()
             try:
+                both.wait(timeout=10)
                 return super().encode(texts)  # sleeps 20 ms: others arrive meanwhile
             finally:
                 with lock:
                     running -= 1
 
     inner = Counting()
-    batching = BatchingEmbedder(inner, max_batch=4, calls=2)
+    batching = BatchingEmbedder(inner, max_batch=max_batch, window_ms=window_ms, calls=2)
     questions = [f"question {n}" for n in range(80)]
     with ThreadPoolExecutor(40) as pool:
         vectors = list(pool.map(lambda q: batching.encode([q]), questions))
-    assert most == 2, most
-    assert sum(inner.calls) == 80 and max(inner.calls) <= 4
+    assert both.is_set() and most == 2, most
+    assert 0 not in inner.calls  # no empty model call
+    assert sum(inner.calls) == 80 and max(inner.calls) <= max_batch
     np.testing.assert_allclose(np.vstack(vectors), FakeEmbedder().encode(questions), rtol=1e-6)
 
 
@@ -149,6 +157,7 @@ def test_the_servers_batch_settings_refuse_nonsense_from_the_environment():
 
     assert WebSettings.from_env({"QA_BATCH_CALLS": "2"}).batch_calls == 2
     assert WebSettings().batch_calls == 0  # one model call per core
-    for name, value in [("QA_BATCH_CALLS", "-1"), ("QA_BATCH_CALLS", "two"), ("QA_BATCH_MAX", "0")]:
+    bad = [("QA_BATCH_CALLS", "-1"), ("QA_BATCH_CALLS", "two"), ("QA_BATCH_CALLS", "100000")]
+    for name, value in [*bad, ("QA_BATCH_MAX", "0")]:
         with pytest.raises(SettingsError, match=f"(?i){name.removeprefix('QA_')}"):
             WebSettings.from_env({name: value})

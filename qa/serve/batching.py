@@ -129,6 +129,8 @@ class BatchingEmbedder:
                         if left <= 0:
                             break
                         self._ready.wait(left)
+                    if not self._queue or self._running >= self.calls:
+                        continue  # while this worker waited, others took the queue or the model
                 batch = [
                     self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))
                 ]

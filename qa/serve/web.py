@@ -33,7 +33,7 @@ from qa.serve.guards import AskGate, BodyLimit, OriginPolicy, Refused
 from qa.serve.live import LiveKnowledgeBase, Loader, NotReadyError, precheck
 from qa.serve.readers import ask_async
 from qa.serve.schema import AnswerOut, AskRequest
-from qa.serve.webconfig import WebSettings
+from qa.serve.webconfig import WebSettings, default_calls
 from qa.settings import Settings, offline_defaults
 
 log = logging.getLogger("qa")
@@ -184,7 +184,7 @@ def create_app(
             desk=desk,
         )
         # Queue positions go to waiting readers every 2 s, not to all of them each time a job
-        # starts (Gradio's "auto"): at 50 chat readers that was 12% more server CPU an answer.
+        # ends (Gradio's "auto"): at 50 chat readers that was 12% more server CPU an answer.
         blocks.queue(
             default_concurrency_limit=web.concurrency,
             max_size=web.queue_size,
@@ -263,7 +263,7 @@ def loader_for(index: str, settings: Settings, web: WebSettings | None = None) -
                 kb.embedder,
                 max_batch=web.batch_max,
                 window_ms=web.batch_window_ms,
-                calls=web.batch_calls or os.cpu_count() or 1,
+                calls=web.batch_calls or default_calls(),
             )
         return kb
 
@@ -367,7 +367,6 @@ def private_gradio_folder() -> None:
     machine, so what one instance stored another served.
     """
     import atexit
-    import os
     import shutil
     import tempfile
 

@@ -15,6 +15,16 @@ from urllib.parse import urlsplit
 
 from qa.settings import SettingsError
 
+MAX_BATCH_CALLS = 64
+
+
+def default_calls() -> int:
+    """Model calls at once by default: one per core this process may use, at most 4 (measured
+    on 2 cores; a container's CPU quota is not seen here: set QA_BATCH_CALLS to match it)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, 4))
+
+
 DEFAULT_EXAMPLES = (
     "Why did Turkey choose the S-400?",
     "Who is Conkar?",
@@ -68,9 +78,9 @@ class WebSettings:
     # How long a batch waits for company when the model is already busy, in milliseconds;
     # 0 = never (batches form while the previous one runs). A lone reader never waits.
     batch_window_ms: int = 0
-    # Model calls at once (0 = one per CPU core). The traced model runs without the GIL, so on
-    # 2 cores two calls embed side by side: 50 REST readers 104 -> 143-173 answers/s
-    # (bench/RESULTS.md, "Load test").
+    # Model calls at once (0 = one per core this process may use, at most 4; up to 64). The
+    # traced model runs without the GIL, so on 2 cores two calls embed side by side: 50 REST
+    # readers 104-116 -> 137-173 answers/s (bench/RESULTS.md, "Load test").
     batch_calls: int = 0
     # Clickable example questions on the chat pages and the widget; QA_EXAMPLES separates them
     # with "|". Empty: the S-400 ones for the default knowledge base; for any other, questions
@@ -90,6 +100,8 @@ class WebSettings:
         for key in ("batch_window_ms", "batch_calls"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 0:
                 raise SettingsError(f"{key} ({getattr(self, key)!r}) must be 0 or more")
+        if self.batch_calls > MAX_BATCH_CALLS:  # each call is a thread with its own malloc arena
+            raise SettingsError(f"batch_calls ({self.batch_calls}) is over {MAX_BATCH_CALLS}")
         for key in ("max_body_bytes", "max_inflight", "queue_size", "concurrency", "batch_max"):
             value = getattr(self, key)
             if not isinstance(value, int) or value <= 0:
