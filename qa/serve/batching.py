@@ -8,7 +8,7 @@ form the next batch. A question that finds the model idle is embedded in its own
 hand-over to the worker and back, which costs a loaded machine a scheduler slice each way.
 `calls` model calls may run at once (a server runs one per core): the traced model releases
 the GIL (qa/traced.py), so on 2 cores two batches embed side by side while the answer step
-waits for neither; 50 REST readers got 143-173 answers/s with two, 104/s with one. Only the
+waits for neither; 50 REST readers got 137-173 answers/s with two, 104-116 with one. Only the
 `calls` worker threads run those: every thread that runs the model grows its own malloc arena,
 and letting any request thread run the second call grew a server 3x more under load.
 
