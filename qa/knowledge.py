@@ -170,7 +170,7 @@ class KnowledgeBase:
             groups=None if groups is None else frozenset(groups),
             doc_ids=None if doc_ids is None else frozenset(doc_ids),
         )
-        vector = self.embedder.encode([read.search])[0]
+        vector = self.embedder.encode_question(read.search)
         found = retrieve(
             self.store,
             vector,

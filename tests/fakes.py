@@ -57,6 +57,9 @@ class FakeEmbedder:
                 out[row, 0] = 1.0
         return out
 
+    def encode_question(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
 
 def squad_paragraphs(n: int, article: int = 0) -> str:
     from tests.conftest import SQUAD

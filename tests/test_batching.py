@@ -31,7 +31,7 @@ def test_concurrent_questions_share_model_calls_and_get_their_own_vectors():
     batching = BatchingEmbedder(inner, max_batch=8)
     questions = [f"question number {n} about lighthouses" for n in range(64)]
     with ThreadPoolExecutor(32) as pool:
-        vectors = list(pool.map(lambda q: batching.encode([q]), questions))
+        vectors = list(pool.map(lambda q: batching.encode_question(q), questions))
     expected = FakeEmbedder().encode(questions)
     np.testing.assert_allclose(np.vstack(vectors), expected, rtol=1e-6)
     assert sum(inner.calls) == 64 and max(inner.calls) <= 8
@@ -42,16 +42,17 @@ def test_a_lone_question_goes_at_once_even_with_a_window():
     inner = SlowFake()
     batching = BatchingEmbedder(inner, max_batch=16, window_ms=500)
     began = time.perf_counter()
-    batching.encode(["alone"])
+    batching.encode_question("alone")
     assert time.perf_counter() - began < 0.4  # no 500 ms window for an idle server
     assert inner.calls == [1]
 
 
-def test_many_texts_bypass_the_queue_and_errors_reach_every_waiter():
+def test_a_builds_texts_bypass_the_queue_and_errors_reach_every_waiter():
     inner = SlowFake()
     batching = BatchingEmbedder(inner)
     assert batching.encode(["a", "b", "c"]).shape == (3, inner.dim)
-    assert inner.calls == [3]
+    assert batching.encode(["a build's last batch of one"]).shape == (1, inner.dim)
+    assert inner.calls == [3, 1] and batching.batches == 0  # exact vectors, never batched
 
     class Broken(FakeEmbedder):
         def encode(self, texts, *, batch_size=32, progress=False):
@@ -63,7 +64,7 @@ def test_many_texts_bypass_the_queue_and_errors_reach_every_waiter():
 
     def ask() -> None:
         try:
-            broken.encode(["q"])
+            broken.encode_question("q")
         except RuntimeError as error:
             errors.append(error)
 
@@ -108,7 +109,7 @@ def test_two_model_calls_run_side_by_side_never_three(max_batch, window_ms):
     batching = BatchingEmbedder(inner, max_batch=max_batch, window_ms=window_ms, calls=2)
     questions = [f"question {n}" for n in range(80)]
     with ThreadPoolExecutor(40) as pool:
-        vectors = list(pool.map(lambda q: batching.encode([q]), questions))
+        vectors = list(pool.map(lambda q: batching.encode_question(q), questions))
     assert both.is_set() and most == 2, most
     assert 0 not in inner.calls  # no empty model call
     assert sum(inner.calls) == 80 and max(inner.calls) <= max_batch
@@ -137,11 +138,11 @@ def test_an_idle_model_embeds_in_the_callers_thread_and_later_arrivals_batch_aft
 
     inner = Recording()
     batching = BatchingEmbedder(inner, max_batch=16)
-    first = threading.Thread(target=batching.encode, args=(["first"],), name="reader-1")
+    first = threading.Thread(target=batching.encode_question, args=("first",), name="reader-1")
     first.start()
     time.sleep(0.03)  # the first question is being embedded; these arrive meanwhile
     with ThreadPoolExecutor(8) as pool:
-        vectors = list(pool.map(lambda n: batching.encode([f"q{n}"]), range(8)))
+        vectors = list(pool.map(lambda n: batching.encode_question(f"q{n}"), range(8)))
     first.join()
     assert threads[0] == "reader-1"  # no hand-over to the worker for a lone question
     assert inner.calls[0] == 1 and sum(inner.calls) == 9

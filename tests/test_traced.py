@@ -52,16 +52,72 @@ def test_threads_share_the_graph_and_each_gets_its_own_vectors(graph, eager):
     np.testing.assert_allclose(np.vstack(vectors), eager, atol=1e-6)
 
 
-def test_a_traced_embedder_answers_as_before_through_the_batching_server(real_embedder, eager):
+def traced_embedder(real_embedder) -> SentenceTransformerEmbedder:
     embedder = SentenceTransformerEmbedder(real_embedder.model_id)
     embedder._model = real_embedder.model  # the loaded weights, a second embedder around them
     assert embedder.trace() and embedder.trace()  # twice: traced once, kept
+    return embedder
+
+
+def test_a_traced_embedder_answers_as_before_through_the_batching_server(
+    real_embedder, eager, monkeypatch
+):
+    monkeypatch.setattr(traced_module, "QUICK_GAIN", float("inf"))  # the exact graph only
+    embedder = traced_embedder(real_embedder)
+    assert embedder._traced is not None and embedder._traced.quick is None
     np.testing.assert_allclose(embedder.encode(TEXTS), eager, atol=1e-6)
     batching = BatchingEmbedder(embedder, max_batch=8)
     with ThreadPoolExecutor(16) as pool:
-        vectors = list(pool.map(lambda t: batching.encode([t]), TEXTS))
+        vectors = list(pool.map(batching.encode_question, TEXTS))
     np.testing.assert_allclose(np.vstack(vectors), eager, atol=1e-6)
     assert embedder.encode([]).shape == (0, eager.shape[1])
+
+
+def test_the_quick_graph_embeds_questions_closely_and_never_a_build(
+    real_embedder, eager, monkeypatch
+):
+    monkeypatch.setattr(traced_module, "QUICK_GAIN", 0.0)  # kept however fast this machine is
+    embedder = traced_embedder(real_embedder)
+    assert embedder._traced is not None and embedder._traced.quick is not None
+    batching = BatchingEmbedder(embedder, max_batch=8)
+    with ThreadPoolExecutor(16) as pool:
+        questions = np.vstack(list(pool.map(batching.encode_question, TEXTS)))
+    np.testing.assert_allclose(questions, eager, atol=traced_module.QUICK_AGREEMENT)
+    assert float(np.einsum("ij,ij->i", questions, eager).min()) > 0.9998
+    assert not np.array_equal(questions, eager)  # bfloat16 indeed
+    np.testing.assert_allclose(embedder.encode(TEXTS), eager, atol=1e-6)  # documents: exact
+    np.testing.assert_allclose(batching.encode(TEXTS[:1]), eager[:1], atol=1e-6)
+
+
+def test_quick_question_vectors_rank_the_articles_passages_as_the_exact_ones(
+    real_embedder, article_kb, monkeypatch
+):
+    from bench.load_driver import CONVERSATIONS
+    from qa.knowledge import KnowledgeBase
+
+    monkeypatch.setattr(traced_module, "QUICK_GAIN", 0.0)
+    quick = KnowledgeBase(article_kb.store, traced_embedder(real_embedder), article_kb.settings)
+    questions = [q for conversation in CONVERSATIONS for q in conversation]
+    for question in questions:
+        exact, fast = (kb.ask(question).to_dict() for kb in (article_kb, quick))
+        assert [p["chunk_id"] for p in fast["passages"]] == [
+            p["chunk_id"] for p in exact["passages"]
+        ], question
+        assert (fast["answer"], fast["abstained"]) == (exact["answer"], exact["abstained"])
+        assert abs(fast["confidence"] - exact["confidence"]) < 0.01
+
+
+def test_a_quick_graph_that_disagrees_or_does_not_pay_is_not_kept(
+    real_embedder, eager, monkeypatch
+):
+    monkeypatch.setattr(traced_module, "QUICK_AGREEMENT", -1.0)
+    monkeypatch.setattr(traced_module, "QUICK_GAIN", 0.0)
+    assert traced_embedder(real_embedder)._traced.quick is None  # type: ignore[union-attr]
+    monkeypatch.setattr(traced_module, "QUICK_AGREEMENT", 5e-3)
+    monkeypatch.setattr(traced_module, "QUICK_GAIN", 1e9)
+    embedder = traced_embedder(real_embedder)
+    assert embedder._traced is not None and embedder._traced.quick is None
+    np.testing.assert_allclose(embedder.encode_question(TEXTS[0]), eager[0], atol=1e-6)
 
 
 def test_a_graph_that_disagrees_is_refused_and_the_embedder_stays_eager(

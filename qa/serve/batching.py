@@ -40,7 +40,7 @@ class _Pending:
 
 
 class BatchingEmbedder:
-    """Wraps an embedder: single-text `encode` calls from many threads share model calls.
+    """Wraps an embedder: `encode_question` calls from many threads share model calls.
 
     `window_ms` is how long a batch that is not full waits for company once the model is
     already busy (0: never wait); `max_batch` caps one model call.
@@ -83,14 +83,16 @@ class BatchingEmbedder:
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False
     ) -> np.ndarray:
-        if len(texts) != 1:  # a build's batches go straight through
-            return self.inner.encode(texts, batch_size=batch_size, progress=progress)
+        """A build's texts (a reload that rebuilds the index), straight to the model."""
+        return self.inner.encode(texts, batch_size=batch_size, progress=progress)
+
+    def encode_question(self, text: str) -> np.ndarray:
         with self._ready:
             alone = not self._running and not self._queue
             if alone:  # an idle model: embed in this thread, no hand-over to a worker
                 self._running += 1
             else:
-                pending = _Pending(texts[0])
+                pending = _Pending(text)
                 self._queue.append(pending)
                 self._workers = [w for w in self._workers if w.is_alive()]
                 while len(self._workers) < self.calls:
@@ -100,7 +102,7 @@ class BatchingEmbedder:
                 self._ready.notify_all()
         if alone:
             try:
-                return self.inner.encode(list(texts), batch_size=1)
+                return self.inner.encode_question(text)
             finally:
                 with self._ready:
                     self._running -= 1
@@ -111,7 +113,7 @@ class BatchingEmbedder:
         if pending.error is not None:
             raise pending.error
         assert pending.vector is not None
-        return pending.vector.reshape(1, -1)
+        return pending.vector
 
     def _run(self) -> None:
         loaded = False  # the model was in use just now: a batch may wait for company
@@ -152,10 +154,10 @@ class BatchingEmbedder:
                 p.done.set()
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        """The batch on one torch thread (the embedder's own choice is every core for 8
-        texts or more), else the inner embedder's encode."""
+        """The batch of questions on one torch thread (the embedder's own choice is every
+        core for 8 texts or more), else the inner embedder's encode."""
         from qa.embedding import SentenceTransformerEmbedder
 
         if isinstance(self.inner, SentenceTransformerEmbedder):
-            return self.inner.encode(texts, batch_size=len(texts), threads=1)
+            return self.inner.encode(texts, batch_size=len(texts), threads=1, questions=True)
         return self.inner.encode(texts, batch_size=len(texts))
