@@ -55,7 +55,7 @@ def create_app(
     from qa.serve.readers import Readers
     from qa.serve.render import CSS
     from qa.serve.theme import PAGE_CSS, gradio_theme, page_variables
-    from qa.serve.ui import REVEAL_JS, build_blocks
+    from qa.serve.ui import REVEAL_JS, build_blocks, queue_for_many_readers
     from qa.serve.widget import add_embed_routes, add_widget_routes
 
     web = web or WebSettings.from_env()
@@ -183,16 +183,7 @@ def create_app(
             api=not compact,
             desk=desk,
         )
-        # Queue positions go to waiting readers every 2 s, not to all of them each time a job
-        # ends (Gradio's "auto"): at 50 chat readers that was 12% more server CPU an answer.
-        blocks.queue(
-            default_concurrency_limit=web.concurrency,
-            max_size=web.queue_size,
-            status_update_rate=2.0,
-        )
-        # Every Gradio API call opens a session and Gradio keeps 10,000 of them (~30 KB each,
-        # +300 MB measured under load); a conversation lives far fewer turns than this cap.
-        blocks.state_session_capacity = 1000
+        queue_for_many_readers(blocks, web.concurrency, web.queue_size)
         links = [] if compact else ["api"]
         gr.mount_gradio_app(app, blocks, path=path, footer_links=links, **common)
 
