@@ -11,6 +11,8 @@ the GIL (qa/traced.py), so on 2 cores two batches embed side by side while the a
 waits for neither; 50 REST readers got 137-173 answers/s with two, 104-116 with one. Only the
 `calls` worker threads run those: every thread that runs the model grows its own malloc arena,
 and letting any request thread run the second call grew a server 3x more under load.
+Only questions (`encode_question`) are batched, and may take the traced model's bfloat16
+graph; a build's texts (`encode`, a reload that rebuilds the index) go straight through, exact.
 
 A batch runs on one torch thread. A server with a batch to embed is a busy server: its other
 threads are retrieving and answering, and intra-op threads spin-waiting for a core collapse.
