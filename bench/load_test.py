@@ -68,7 +68,8 @@ def raw_rate(seconds: float = 4.0) -> Raw:
     """The bundled model in this process: one question per call (sentence-transformers' eager
     model, the raw rate every ratio divides by), then 16 per call as the server embeds a batch
     (one thread, qa/serve/batching.py), then 16 per call through the embedder's own encode
-    (every core), then one per call on the traced graph a server runs (qa/traced.py)."""
+    (every core), then one per call on the traced graph a server runs for questions
+    (qa/traced.py: its bfloat16 graph where that pays)."""
     import torch
 
     from qa.embedding import get_embedder
@@ -98,7 +99,7 @@ def raw_rate(seconds: float = 4.0) -> Raw:
     all_cores, _ = measure(16, lambda texts: embedder.encode(texts, batch_size=16))
     torch.set_num_threads(1)  # as the embedder sets it for one question
     graph, graph_calls = measure(
-        1, lambda texts: traced.encode(texts, batch_size=1, progress=False)
+        1, lambda texts: traced.encode(texts, batch_size=1, progress=False, questions=True)
     )
     return Raw(single, batched, median(calls), load_average, all_cores, graph, median(graph_calls))
 
@@ -195,7 +196,8 @@ def main_run(index: Path, workdir: Path, seconds: float) -> tuple[list[str], boo
         f"**{raw.batched:.0f}/s in batches of 16** on one torch thread, as the server embeds "
         f"a batch ({raw.all_cores:.0f}/s through the embedder's own encode, which uses every "
         "core for 8 texts or more: faster on an idle machine, far slower on a busy one). "
-        f"The traced graph a server runs (qa/traced.py): **{raw.traced:.0f}/s one at a time** "
+        "The traced graph a server runs for questions (qa/traced.py; bfloat16 where it pays): "
+        f"**{raw.traced:.0f}/s one at a time** "
         f"({raw.traced_ms:.1f} ms a call). Every ratio here divides by sentence-transformers' "
         "own eager rate, the first figure.",
         "",

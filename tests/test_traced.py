@@ -108,16 +108,42 @@ def test_quick_question_vectors_rank_the_articles_passages_as_the_exact_ones(
 
 
 def test_a_quick_graph_that_disagrees_or_does_not_pay_is_not_kept(
-    real_embedder, eager, monkeypatch
+    real_embedder, eager, monkeypatch, caplog
 ):
     monkeypatch.setattr(traced_module, "QUICK_AGREEMENT", -1.0)
     monkeypatch.setattr(traced_module, "QUICK_GAIN", 0.0)
-    assert traced_embedder(real_embedder)._traced.quick is None  # type: ignore[union-attr]
+    with caplog.at_level(logging.INFO, logger="qa.traced"):
+        assert traced_embedder(real_embedder)._traced.quick is None  # type: ignore[union-attr]
+    assert "bfloat16 graph differs" in caplog.text
+    caplog.clear()
     monkeypatch.setattr(traced_module, "QUICK_AGREEMENT", 5e-3)
     monkeypatch.setattr(traced_module, "QUICK_GAIN", 1e9)
-    embedder = traced_embedder(real_embedder)
+    with caplog.at_level(logging.INFO, logger="qa.traced"):
+        embedder = traced_embedder(real_embedder)
+    assert "x the exact graph's speed" in caplog.text  # timed, and too slow for 1e9
     assert embedder._traced is not None and embedder._traced.quick is None
     np.testing.assert_allclose(embedder.encode_question(TEXTS[0]), eager[0], atol=1e-6)
+
+
+def test_quick_batches_are_padded_to_few_shapes_and_padding_changes_no_vector():
+    import torch
+
+    ids = torch.arange(1, 5 * 21 + 1).reshape(5, 21)
+    mask = torch.ones((5, 21), dtype=torch.long)
+    padded_ids, padded_mask = traced_module._bucketed([ids, mask])
+    assert padded_ids.shape == padded_mask.shape == (8, 32)  # rows: 2^k, tokens: 16k
+    assert torch.equal(padded_ids[:5, :21], ids) and not padded_mask[:5, 21:].any()
+    assert padded_mask[5:].sum() == 3  # filler rows: one token each
+    assert traced_module._bucketed([ids[:1, :16]])[0].shape == (1, 16)
+
+
+def test_quick_vectors_do_not_depend_on_their_batch(real_embedder, monkeypatch):
+    monkeypatch.setattr(traced_module, "QUICK_GAIN", 0.0)
+    graph = traced_embedder(real_embedder)._traced
+    assert graph is not None
+    one_by_one = [graph.encode([t], batch_size=1, progress=False, questions=True) for t in TEXTS]
+    together = graph.encode(TEXTS, batch_size=13, progress=False, questions=True)
+    np.testing.assert_allclose(together, np.vstack(one_by_one), atol=traced_module.QUICK_AGREEMENT)
 
 
 def test_a_graph_that_disagrees_is_refused_and_the_embedder_stays_eager(

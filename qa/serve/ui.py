@@ -339,9 +339,11 @@ def queue_for_many_readers(blocks: gr.Blocks, concurrency: int, size: int | None
     # Every Gradio API call opens a session and Gradio keeps 10,000 of them (~30 KB each,
     # +300 MB measured under load); a conversation lives far fewer turns than this cap.
     blocks.state_session_capacity = 1000
-    # An empty queue looks for work every 1 ms: 1,000 wake-ups a second each (the page and
-    # /embed have one), 6.6% of a core for a server doing nothing. Every 10 ms: 3.2%, and
-    # the same chat throughput and latency at 50 readers. (Gradio has no public setting.)
+    # The queue looks for work every 1 ms while it has none it can start (empty, or every
+    # slot busy): 1,000 wake-ups a second each (the page and /embed have one), 6.6% of a core
+    # for a server doing nothing. Every 10 ms: 3.3%; a freed slot may wait up to 10 ms for its
+    # next job, and the chat's throughput and p95 at 50 readers did not move (two alternated
+    # pairs). (Gradio has no public setting for it.)
     if hasattr(blocks._queue, "sleep_when_free"):
         blocks._queue.sleep_when_free = QUEUE_POLL_S
 
