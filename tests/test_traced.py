@@ -131,10 +131,12 @@ def test_quick_batches_are_padded_to_few_shapes_and_padding_changes_no_vector():
     ids = torch.arange(1, 5 * 21 + 1).reshape(5, 21)
     mask = torch.ones((5, 21), dtype=torch.long)
     padded_ids, padded_mask = traced_module._bucketed([ids, mask])
-    assert padded_ids.shape == padded_mask.shape == (8, 32)  # rows: 2^k, tokens: 16k
+    assert padded_ids.shape == padded_mask.shape == (8, 24)  # rows: 1, 2, 4, 4k; tokens: 8k
     assert torch.equal(padded_ids[:5, :21], ids) and not padded_mask[:5, 21:].any()
     assert padded_mask[5:].sum() == 3  # filler rows: one token each
     assert traced_module._bucketed([ids[:1, :16]])[0].shape == (1, 16)
+    assert traced_module._bucketed([ids[:3, :3]])[0].shape == (4, 8)
+    assert traced_module._bucketed([torch.ones((13, 9))])[0].shape == (16, 16)
 
 
 def test_quick_vectors_do_not_depend_on_their_batch(real_embedder, monkeypatch):
