@@ -114,6 +114,13 @@ class SentenceTransformerEmbedder:
         return self._traced is not None
 
     @property
+    def question_path(self) -> str:
+        """How questions embed, for /healthz: "bfloat16 graph", "float32 graph" or "eager"."""
+        if self._traced is None:
+            return "eager"
+        return "bfloat16 graph" if self._traced.quick is not None else "float32 graph"
+
+    @property
     def model(self) -> Any:
         return self.load()._model
 

@@ -12,6 +12,7 @@ import pytest
 from qa import traced as traced_module
 from qa.embedding import SentenceTransformerEmbedder
 from qa.serve.batching import BatchingEmbedder
+from qa.serve.live import LiveKnowledgeBase
 
 TEXTS = [
     "Why did Turkey choose the S-400?",
@@ -65,6 +66,7 @@ def test_a_traced_embedder_answers_as_before_through_the_batching_server(
     monkeypatch.setattr(traced_module, "QUICK_GAIN", float("inf"))  # the exact graph only
     embedder = traced_embedder(real_embedder)
     assert embedder._traced is not None and embedder._traced.quick is None
+    assert embedder.question_path == "float32 graph" and real_embedder.question_path == "eager"
     np.testing.assert_allclose(embedder.encode(TEXTS), eager, atol=1e-6)
     batching = BatchingEmbedder(embedder, max_batch=8)
     with ThreadPoolExecutor(16) as pool:
@@ -96,7 +98,9 @@ def test_quick_question_vectors_rank_the_articles_passages_as_the_exact_ones(
     from qa.knowledge import KnowledgeBase
 
     monkeypatch.setattr(traced_module, "QUICK_GAIN", 0.0)
-    quick = KnowledgeBase(article_kb.store, traced_embedder(real_embedder), article_kb.settings)
+    served = BatchingEmbedder(traced_embedder(real_embedder))
+    quick = KnowledgeBase(article_kb.store, served, article_kb.settings)
+    assert LiveKnowledgeBase.of(quick).status()["questions"] == "bfloat16 graph"  # /healthz
     questions = [q for conversation in CONVERSATIONS for q in conversation]
     for question in questions:
         exact, fast = (kb.ask(question).to_dict() for kb in (article_kb, quick))

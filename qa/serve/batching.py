@@ -79,6 +79,10 @@ class BatchingEmbedder:
     def fingerprint(self) -> str:
         return self.inner.fingerprint()
 
+    @property
+    def question_path(self) -> str | None:
+        return getattr(self.inner, "question_path", None)
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self.inner.count_tokens(texts)
 

@@ -120,6 +120,7 @@ class LiveKnowledgeBase:
             "documents": counts["documents"],
             "chunks": counts["chunks"],
             "model": kb.embedder.model_id,
+            "questions": getattr(kb.embedder, "question_path", None),  # which graph, if any
             "loaded_at": round(loaded.at, 3),
             "load_ms": round(loaded.took_ms, 1),
             "reloads": self.reloads,
