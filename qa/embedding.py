@@ -100,7 +100,7 @@ class SentenceTransformerEmbedder:
         """Run the model as a traced graph from now on, if it traces to the same vectors.
 
         A server's choice (qa/serve/web.py): about 2 s once, then a question embeds in 25%
-        less time, off the GIL, and batches of questions (`questions=True`) in half the time
+        less time, off the GIL, and batches of questions (`questions=True`) 1.6-1.9x faster
         where the bfloat16 graph pays (qa/traced.py). `qa index` and the CLI do not trace: a
         build's batches are long texts, where the graph and the eager model are equally fast
         (a server's reload that rebuilds the default index uses the exact graph: the same

@@ -95,7 +95,7 @@ class TracedEncoder:
         with torch.inference_mode(), torch.jit.optimized_execution(False):
             inputs = [features[key] for key in self._keys]
             rows, width = inputs[0].shape
-            if graph is self.quick:
+            if graph is not self._graph:  # the quick graph, also while `_quick` tries it
                 inputs = _bucketed(inputs)
             states = graph(*inputs)[:rows, :width]
             features["token_embeddings"] = states.float()  # a no-op but for the quick graph
@@ -145,10 +145,20 @@ def trace(model: Any) -> TracedEncoder | None:
         traced = encoder.encode(probes, batch_size=len(probes), progress=False)
     except Exception:  # any model we cannot trace keeps the eager path
         return None
-    if traced.shape != eager.shape or not float(np.abs(traced - eager).max()) <= AGREEMENT:
-        return None  # (NaN is refused too)
+    if not _agrees(traced, eager, AGREEMENT):
+        return None
     encoder.quick = _quick(encoder, eager, tuple(features[key] for key in keys))
     return encoder
+
+
+def _agrees(vectors: np.ndarray, eager: np.ndarray, most: float, cosine: float = -1.0) -> bool:
+    """Same shape, no element further than `most` from the eager model's, no pair of rows
+    below `cosine`; NaN never agrees."""
+    if vectors.shape != eager.shape:
+        return False
+    differs = float(np.abs(vectors - eager).max())
+    least = float(np.einsum("ij,ij->i", vectors, eager).min())
+    return differs <= most and least >= cosine
 
 
 def _graph(transformer: Any, keys: tuple[str, ...], example: tuple[Any, ...]) -> Any:
@@ -181,12 +191,8 @@ def _quick(encoder: TracedEncoder, eager: np.ndarray, example: tuple[Any, ...]) 
     try:
         quick = _graph(_bfloat16(encoder._model[0].auto_model), encoder._keys, example)
         vectors = encoder._forward(quick, list(_PROBES))
-        if vectors.shape != eager.shape:
-            return None
-        differs = float(np.abs(vectors - eager).max())
-        cosine = float(np.einsum("ij,ij->i", vectors, eager).min())
-        if not (differs <= QUICK_AGREEMENT and cosine >= QUICK_COSINE):  # NaN: refused too
-            log.info("bfloat16 graph differs (%.4f, cosine %.5f): not used", differs, cosine)
+        if not _agrees(vectors, eager, QUICK_AGREEMENT, QUICK_COSINE):
+            log.info("bfloat16 graph differs from the exact vectors: not used")
             return None
         torch.set_num_threads(1)
         exact, fast = (_seconds(encoder, graph) for graph in (encoder._graph, quick))
