@@ -77,8 +77,15 @@ def make_app(live: Any, wiki_port: int, **overrides: Any) -> Any:
     return create_app(live, web, live.current().settings if live.status()["loaded"] else None)
 
 
-def open_page(browser: Any, url: str, width: int = 1100, height: int = 800, **kw: Any) -> Any:
+def open_page(
+    browser: Any, url: str, width: int = 1100, height: int = 800, routes: Any = (), **kw: Any
+) -> Any:
+    """A page at `url`; `routes` (pattern, handler) are set on its context before it loads,
+    so they also catch the widget's frame, which is another site's process (a route set on
+    the page after it loaded missed that frame's requests once in CI)."""
     context = browser.new_context(viewport={"width": width, "height": height}, **kw)
+    for pattern, handler in routes:
+        context.route(pattern, handler)
     page = context.new_page()
     page.console_lines = []
     page.on("console", lambda m: page.console_lines.append(m.text))
@@ -316,12 +323,15 @@ def test_citations_open_in_the_wikis_own_tab(site, browser):
 
     link = '<div class="qa-reply"><a class="qa-link" href="https://wiki.test/P">P</a></div>'
 
+    served: list[str] = []
+
     def reply(route: Any) -> None:
+        served.append(route.request.url)
         body = {"question": QUESTION, "answer": "A", "html": link, "feedback": ""}
         route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
 
-    page = open_page(browser, site["wiki"] + "/host.html")
-    page.route("**/widget/ask", reply)
+    page = open_page(browser, site["wiki"] + "/host.html", routes=[("**/widget/ask", reply)])
     turn = ask(page, QUESTION)
+    assert served, "the frame's question reached the real server, not the test's reply"
     assert turn.locator("a.qa-link").get_attribute("target") == "_top"
     page.context.close()
