@@ -175,7 +175,10 @@ def test_full_app_answers_with_highlighted_evidence(servers, page, shots, tmp_pa
     p.goto(servers["article"] + "/")
     assert p.locator("h1").first.inner_text() == "Ask the documents"
     p.locator(".qa-docs", has_text="turkey-s400-article").wait_for(timeout=20_000)
-    reply = ask(p, QUESTION)
+    # The question skips Gradio's queue: one POST to run/predict, its reply in the response.
+    with p.expect_response(lambda r: r.url.endswith("/gradio_api/run/predict")) as sent:
+        reply = ask(p, QUESTION)
+    assert sent.value.status == 200
     assert ANSWER_WORDS in reply.locator(".qa-text").inner_text()
     assert reply.locator(".qa-cite").first.inner_text() == "[1]"
     assert reply.locator(".qa-passage").count() == 3

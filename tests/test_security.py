@@ -9,6 +9,7 @@ and X-Forwarded-* believed, and /admin/reload open to cross-site and proxied req
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import time
 from pathlib import Path
@@ -104,6 +105,10 @@ def test_unused_gradio_routes_do_not_exist(hostile_kb, gradio_tmp):
             ("POST", "/gradio_api/call/v2/ask"),
             ("POST", "/embed/gradio_api/call/ask"),
             ("GET", "/embed/gradio_api/call/ask"),
+            ("POST", "/embed/gradio_api/run/ask"),  # the API lives on the main page only
+            ("POST", "/gradio_api/run/partial_4"),
+            ("POST", "/gradio_api/run"),
+            ("POST", "/gradio_api/api/ask"),
         ]:
             reply = httpx.request(method, base + path, json={"data": []}, timeout=10)
             assert reply.status_code == 404, (path, reply.status_code, reply.text[:200])
@@ -123,18 +128,63 @@ def _gradio_ask(base: str, question: str, headers: dict[str, str] | None = None)
     return httpx.get(f"{base}/gradio_api/call/ask/{event}", timeout=30).text
 
 
+def test_only_the_questions_skip_the_queue(hostile_kb, gradio_tmp):
+    """/run/predict (the page's unqueued questions) refuses every queued event, an index past
+    the last and a call naming none, with 404 and no traceback; a question runs."""
+    with running_app(_app(hostile_kb)) as port:
+        base = f"http://127.0.0.1:{port}"
+        for mount in ("", "/embed"):
+            config = httpx.get(f"{base}{mount}/config", timeout=10).json()
+            events = config["dependencies"]
+            unqueued = [e["id"] for e in events if e.get("queue") is False]
+            assert len(unqueued) >= 2 and len(events) - len(unqueued) >= 4, events
+            for event in events:
+                body = {"data": [], "fn_index": event["id"], "session_hash": "probe"}
+                reply = httpx.post(f"{base}{mount}/gradio_api/run/predict", json=body, timeout=10)
+                if event["id"] not in unqueued:
+                    assert reply.status_code == 404, (mount, event, reply.text[:200])
+            for body in (
+                {"data": []},
+                {"data": [], "fn_index": 10_000},
+                {"data": [], "fn_index": -1},
+            ):
+                reply = httpx.post(f"{base}{mount}/gradio_api/run/predict", json=body, timeout=10)
+                assert reply.status_code == 404 and "Traceback" not in reply.text, (mount, body)
+            # The question box's event, as the page sends it: [question, shown, history].
+            box = next(e for e in events if e["id"] in unqueued and e["targets"][0][1] == "submit")
+            body = {
+                "data": ["Who kept the lamp?", [], []],
+                "fn_index": box["id"],
+                "session_hash": "s1",
+            }
+            reply = httpx.post(f"{base}{mount}/gradio_api/run/predict", json=body, timeout=30)
+            assert reply.status_code == 200, reply.text[:300]
+            shown = reply.json()["data"][0]
+            assert [turn["role"] for turn in shown] == ["user", "assistant"], shown
+
+
+def _run_ask(base: str, question: str) -> str:
+    """The unqueued API: 200 with the answer, or Gradio's 500 with the refusal's message."""
+    reply = httpx.post(f"{base}/gradio_api/run/ask", json={"data": [question, []]}, timeout=30)
+    assert reply.status_code in (200, 500), reply.text
+    return json.dumps(reply.json())
+
+
 def test_the_gradio_api_goes_through_the_rest_limits(hostile_kb, gradio_tmp):
     with running_app(_app(hostile_kb, rate_limit=3)) as port:
         base = f"http://127.0.0.1:{port}"
         replies = [_gradio_ask(base, "Who kept the lamp?") for _ in range(5)]
         assert sum("event: complete" in r for r in replies) == 3, replies
         assert "too many questions" in replies[-1]
+        # Unqueued (/run/ask) it is the same gate and the same bucket.
+        assert "too many questions" in _run_ask(base, "Who kept the lamp?")
         # REST shares the same bucket: this client is out of questions there too.
         rest = httpx.post(f"{base}/api/ask", json={"question": "Who kept the lamp?"}, timeout=10)
         assert rest.status_code == 429 and rest.headers["retry-after"]
     with running_app(_app(hostile_kb, rate_limit=1000)) as port:
         long = _gradio_ask(f"http://127.0.0.1:{port}", "why " * 1000)
         assert "at most 2000 characters" in long and "event: complete" not in long
+        assert "at most 2000 characters" in _run_ask(f"http://127.0.0.1:{port}", "why " * 1000)
 
 
 def test_forwarded_headers_are_believed_only_from_trusted_proxies(hostile_kb, gradio_tmp):

@@ -42,13 +42,15 @@ WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 # Gradio routes under a mount that must not exist for this app (regexes on the path below it).
 _BLOCKED = re.compile(
     r"^/gradio_api/("
-    r"deep_link|upload|upload_progress|file[=/].*|proxy=.*|run/.*|api/.*|stream/.*|"
+    r"deep_link|upload|upload_progress|file[=/].*|proxy=.*|api/.*|stream/.*|"
     r"process_recording|vibe-.*|undo-vibe-edit/?|mcp/.*|run-history/.*|runs/?|dev/.*|"
     r"token/?|call/v2/.*|custom_component/.*"
     r")$"
     r"|^/(file=.*|login/?|logout/?|monitoring.*|manifest\.json|pwa_icon.*)$"
 )
 _CALL = re.compile(r"^/gradio_api/call/([^/]+)(/.*)?$")
+# Unqueued calls: the page's questions (`predict`, by event index) and the API's `ask`.
+_RUN = re.compile(r"^/gradio_api/run/([^/]*)/?$|^/gradio_api/run(/.*)?$")
 # Query parameters a page may take; Gradio's `page` and `deep_link` answered 500 or showed a
 # forged conversation.
 _PAGE_QUERY = frozenset({"__theme", "view"})
@@ -140,8 +142,11 @@ class Edge:
                 continue
             below = path[len(mount) :] or "/"
             call = _CALL.match(below)
-            if _BLOCKED.match(below) or (
-                call and (mount not in self.api_mounts or call.group(1) != "ask")
+            run = _RUN.match(below)
+            if (
+                _BLOCKED.match(below)
+                or (call and (mount not in self.api_mounts or call.group(1) != "ask"))
+                or (run and not _runnable(run.group(1), mount in self.api_mounts))
             ):
                 await send_json(send, 404, {"error": "not found"})
                 return
@@ -151,6 +156,11 @@ class Edge:
                 scope["query_string"] = urlencode(kept_query).encode("latin-1")
             break
         await self.app(scope, receive, send)
+
+
+def _runnable(name: str | None, api: bool) -> bool:
+    """/gradio_api/run/<name>: the page's `predict` on every page, `ask` where the API is."""
+    return name == "predict" or (api and name == "ask")
 
 
 def client_of(headers: Headers | dict[str, str]) -> str:

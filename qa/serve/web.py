@@ -55,7 +55,12 @@ def create_app(
     from qa.serve.readers import Readers
     from qa.serve.render import CSS
     from qa.serve.theme import PAGE_CSS, gradio_theme, page_variables
-    from qa.serve.ui import REVEAL_JS, build_blocks, queue_for_many_readers
+    from qa.serve.ui import (
+        REVEAL_JS,
+        build_blocks,
+        queue_for_many_readers,
+        unknown_events_not_found,
+    )
     from qa.serve.widget import add_embed_routes, add_widget_routes
 
     web = web or WebSettings.from_env()
@@ -186,6 +191,7 @@ def create_app(
         queue_for_many_readers(blocks, web.concurrency, web.queue_size)
         links = [] if compact else ["api"]
         gr.mount_gradio_app(app, blocks, path=path, footer_links=links, **common)
+        unknown_events_not_found(app.routes[-1].app)  # type: ignore[attr-defined]
 
     # Outermost last: the origin policy sees every response, the 413s and CORS preflights too.
     app.add_middleware(BodyLimit, max_bytes=web.max_body_bytes)

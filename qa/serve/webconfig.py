@@ -60,10 +60,11 @@ class WebSettings:
     # for 200 readers on one process; 8 refused 278-630 requests of 50 readers in 15 s
     # (bench/RESULTS.md, "Tuning the defaults").
     max_inflight: int = 256
-    # Chat requests waiting in the Gradio queue; more are turned away as busy.
+    # Events waiting in the Gradio queue (page loads, thumbs, the queued API call); more are
+    # turned away as busy. The chat page's questions skip the queue (qa/serve/ui.py).
     queue_size: int = 256
-    # Chat requests the Gradio queue answers at once: as many as one embedding batch holds
-    # (batch_max), so that concurrent chat questions share model calls as REST ones do.
+    # Queued Gradio events run at once (the queued API's questions share model calls in
+    # batches of up to batch_max, so as many).
     concurrency: int = 16
     # Host names the app answers to (the Host header); others get 400, which stops DNS
     # rebinding and forged page URLs. Empty: what `host` implies (loopback names for 127.0.0.1;
