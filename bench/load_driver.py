@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import os
 import random
 import time
@@ -22,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from bench.load_asks import Page, Refused, ask_gradio, ask_rest, check_body
 from bench.servers import rss_mb
 
 # Conversations about the article: a question, then follow-ups that lean on it. The last is
@@ -86,64 +86,6 @@ class Report:
         return next(iter(self.memory.values()), {})
 
 
-class Refused(Exception):
-    """A guard turned the request away (429, 503, a full queue): by design, counted apart."""
-
-
-class Failed(Exception):
-    """Anything else that is not a well-formed answer."""
-
-
-async def ask_rest(client: httpx.AsyncClient, question: str, history: list[dict[str, str]]) -> Any:
-    response = await client.post("/api/ask", json={"question": question, "history": history})
-    if response.status_code in (429, 503):
-        raise Refused(f"{response.status_code} {response.text[:200]}")
-    if response.status_code != 200:
-        raise Failed(f"{response.status_code} {response.text[:200]}")
-    return response.json()
-
-
-async def ask_gradio(
-    client: httpx.AsyncClient,
-    question: str,
-    history: list[dict[str, str]],
-    session: str | None = None,
-) -> Any:
-    """The chat's API: queue the call, then read its server-sent events to the end. `session`
-    is the reader's Gradio session, as a browser tab keeps one for all its questions (without
-    it, every call is a new session, whose state Gradio builds from every block's config)."""
-    body = {"data": [question, history], "session_hash": session}  # None: Gradio makes one
-    response = await client.post("/gradio_api/call/ask", json=body)
-    if response.status_code in (429, 503):
-        raise Refused(f"{response.status_code} {response.text[:200]}")
-    if response.status_code != 200:
-        raise Failed(f"{response.status_code} {response.text[:200]}")
-    event_id = response.json()["event_id"]
-    event = None
-    async with client.stream("GET", f"/gradio_api/call/ask/{event_id}") as stream:
-        if stream.status_code != 200:
-            raise Failed(f"stream {stream.status_code}")
-        async for line in stream.aiter_lines():
-            if line.startswith("event:"):
-                event = line.removeprefix("event:").strip()
-            elif line.startswith("data:") and event in ("complete", "error"):
-                data = json.loads(line.removeprefix("data:"))
-                if event == "error":
-                    message = json.dumps(data)
-                    if "busy" in message.lower() or "queue is full" in message.lower():
-                        raise Refused(message[:200])
-                    raise Failed(f"error event: {message[:200]}")
-                return data[0]
-    raise Failed(f"the event stream ended without a result (last event {event!r})")
-
-
-def check_body(body: Any, question: str) -> None:
-    if not isinstance(body, dict) or not isinstance(body.get("answer"), str) or not body["answer"]:
-        raise Failed(f"not an answer: {str(body)[:200]}")
-    if not isinstance(body.get("passages"), list) or body.get("question") != question:
-        raise Failed(f"malformed answer: {str(body)[:200]}")
-
-
 async def user(
     number: int,
     channel: str,
@@ -154,8 +96,8 @@ async def user(
 ) -> None:
     """Conversations, question after question, for as long as `more()` (asked before each)."""
     rng = random.Random(number)
-    session = f"reader{number}-{rng.getrandbits(48):012x}"  # one per reader, as one per tab
-    ask = ask_rest if channel == "rest" else functools.partial(ask_gradio, session=session)
+    page = Page(session=f"reader{number}-{rng.getrandbits(48):012x}")  # one per tab
+    ask = ask_rest if channel == "rest" else functools.partial(ask_gradio, page=page)
     while True:
         history: list[dict[str, str]] = []
         for question in rng.choice(CONVERSATIONS):

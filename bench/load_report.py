@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 from bench.load_driver import Report
 
-CHANNEL_NAMES = {"rest": "REST `POST /api/ask`", "gradio": "Gradio `ask` (call + stream)"}
+CHANNEL_NAMES = {
+    "rest": "REST `POST /api/ask`",
+    "gradio": "the chat page (question box, `run/predict`)",
+}
 
 
 def percentile(values: Sequence[float], p: float) -> float:
