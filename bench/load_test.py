@@ -5,7 +5,7 @@ In one run (so that every ratio compares figures taken minutes apart on the same
 1. the model alone: questions embedded a second one at a time and in batches of 16;
 2. one process, REST readers at 1, 4, 16, 50, 200, before batching (QA_BATCH_MAX=1) and
    after (the defaults), the two servers side by side and measured in turn at each level;
-3. one process, 50 readers of the Gradio chat API (call + event stream);
+3. one process, 50 readers of the chat page (its question box, as a browser posts it);
 4. nginx (docs/deploy/nginx.conf) over two replicas: 50 and then 200 readers, half REST and
    half chat, each from its own loopback address, every process's memory at start, peak and
    end; the 200 run twice on the same replicas, to see whether memory stays flat.
@@ -177,7 +177,7 @@ def main_run(index: Path, workdir: Path, seconds: float) -> tuple[list[str], boo
     ]
     nginx_what = (
         "Through nginx (docs/deploy/nginx.conf) over two replicas, half the readers on REST and "
-        "half on the Gradio chat API, each reader from its own loopback address:"
+        "half on the chat page, each reader from its own loopback address:"
     )
     lines = [
         "## Load test",
@@ -209,7 +209,7 @@ def main_run(index: Path, workdir: Path, seconds: float) -> tuple[list[str], boo
         "",
         *batching_table(LEVELS, before, after, raw),
         "",
-        *section("50 chat readers, one process", "The Gradio chat API (call + stream):", chat),
+        *section("50 chat readers, one process", "The chat page (its question box, posted to `run/predict` as a browser does):", chat),
         *section("50 readers through nginx, two replicas", nginx_what, fifty),
         *section("200 readers through nginx, two replicas: first round", nginx_what, rounds[0]),
         *section("200 readers: second round, the same replicas", nginx_what, rounds[1]),

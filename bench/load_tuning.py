@@ -1,6 +1,6 @@
 """`python bench/load_test.py --tuning`: the measurements behind the serving defaults.
 
-One process at a time, 50 readers, REST and then the Gradio chat API, under: the guard
+One process at a time, 50 readers, REST and then the chat page, under: the guard
 defaults before this change (QA_MAX_INFLIGHT=8, QA_CONCURRENCY=4, QA_QUEUE_SIZE=64), today's
 defaults, and today's with a batch window of 3 ms. The servers run side by side and are
 measured in turn, twice, alternating the order.
