@@ -169,7 +169,7 @@ def test_the_chats_gradio_queue_is_set_for_many_readers():
     3.2% of a core). If a Gradio upgrade renames the attribute, this fails, not the server."""
     import gradio as gr
 
-    from qa.serve.ui import QUEUE_POLL_S, queue_for_many_readers
+    from qa.serve.gradio_setup import QUEUE_POLL_S, queue_for_many_readers
 
     with gr.Blocks() as blocks:
         gr.Markdown("a page")

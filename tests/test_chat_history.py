@@ -7,6 +7,7 @@ deployment signed (QA_FEEDBACK_SECRET, shared by the replicas), for this reader.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -30,7 +31,9 @@ def live(article_kb):
 
 def turn(live, desk, shown, history, question, reader=READER):
     gate = AskGate(0, 8, 2000)
-    shown, history, box, status = respond(live, gate, desk, reader, question, shown, history)
+    shown, history, box, status = asyncio.run(
+        respond(live, gate, desk, reader, question, shown, history)
+    )
     assert box == "" and status == "", status
     return shown, history
 

@@ -199,6 +199,16 @@ def test_busy_server_says_503_at_once(busy):
             assert second.status_code == 503
             assert second.headers["retry-after"] == "1"
             assert "busy" in second.json()["error"]
+            # Unqueued questions meet the same cap at once: the page's and the Gradio API's.
+            events = httpx.get(f"{url}/config", timeout=10).json()["dependencies"]
+            box = next(e["id"] for e in events if e["targets"][0][1] == "submit")
+            body = {"data": ["Who is Conkar?", [], []], "fn_index": box, "session_hash": "b1"}
+            began = time.monotonic()
+            page = httpx.post(f"{url}/gradio_api/run/predict", json=body, timeout=10)
+            api = httpx.post(f"{url}/gradio_api/run/ask", json={"data": ["Who?", []]}, timeout=10)
+            assert time.monotonic() - began < 5
+            assert page.status_code == 200 and "busy" in page.json()["data"][3]
+            assert api.status_code == 500 and "busy" in api.json()["error"]
             gated.gate.set()
             assert first.result(timeout=30).status_code == 200
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -101,3 +102,35 @@ def test_gradio_js_loads_the_installed_bundle(api):
     assert loaded.status_code == 200
     assert len(loaded.content) > 10_000
     assert Path(bundle).suffix == ".js"
+
+
+def test_a_loading_replica_sends_unqueued_questions_back_to_the_balancer():
+    """Through a trusted proxy, a question to a replica still loading is a 503 at once, which
+    nginx retries on another replica; from anyone else (a browser straight at the app) it goes
+    on, and the chat waits for the load; other routes never see the check."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from qa.serve.edge import Edge
+
+    async def anything(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("reached")
+
+    inner = Starlette(routes=[Route("/{path:path}", anything, methods=["GET", "POST"])])
+
+    loading = True
+    app = Edge(inner, allowed_hosts=None, trusted_proxies=["10.0.0.1"], loading=lambda: loading)
+    proxy = TestClient(app, client=("10.0.0.1", 5000))
+    direct = TestClient(app, client=("192.0.2.9", 5000))
+    forged = {"X-Forwarded-For": "10.0.0.1"}
+    for path in ("/gradio_api/run/predict", "/embed/gradio_api/run/predict", "/gradio_api/run/ask"):
+        refused = proxy.post(path, json={})
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert refused.json()["loading"] is True
+        assert direct.post(path, json={}, headers=forged).text == "reached"
+    assert proxy.post("/api/ask", json={}).text == "reached"  # REST says 503 on its own
+    assert proxy.get("/").text == "reached"
+    loading = False
+    assert proxy.post("/gradio_api/run/predict", json={}).text == "reached"

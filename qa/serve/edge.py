@@ -5,15 +5,18 @@ One ASGI middleware in front of everything (FastAPI routes and the mounted Gradi
 - forwarding headers (X-Forwarded-*, X-Real-IP, Forwarded) are honoured only from configured
   trusted proxies, and removed otherwise, so neither Gradio's page URLs nor the rate limit's
   idea of who a client is can be spoofed;
-- Gradio routes the app never uses (deep links, uploads, file serving, legacy predict, calls to
-  any handler but the public `ask`) answer 404 before Gradio sees them.
+- Gradio routes the app never uses (deep links, uploads, file serving, runs and calls of any
+  handler but the page's `predict` and the public `ask`) answer 404 before Gradio sees them;
+- through a trusted proxy, an unqueued question to a replica still loading its knowledge base
+  answers 503 at once (`loading`), so the balancer retries it on another replica instead of
+  the page waiting here.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import Headers
@@ -86,8 +89,10 @@ class Edge:
         trusted_proxies: Iterable[str] = (),
         api_mounts: Iterable[str] = ("",),
         page_mounts: Iterable[str] = ("", "/embed"),
+        loading: Callable[[], bool] = lambda: False,
     ) -> None:
         self.app = app
+        self.loading = loading
         self.allowed_hosts = allowed_hosts
         self.proxies = parse_networks(trusted_proxies)
         self.api_mounts = tuple(api_mounts)
@@ -149,6 +154,10 @@ class Edge:
                 or (run and not _runnable(run.group(1), mount in self.api_mounts))
             ):
                 await send_json(send, 404, {"error": "not found"})
+                return
+            if run and from_proxy and self.loading():
+                busy = {"error": "the knowledge base is still loading", "loading": True}
+                await send_json(send, 503, busy, Retry_After="1")
                 return
             if below == "/" and scope.get("query_string"):
                 query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)

@@ -61,6 +61,11 @@ class LiveKnowledgeBase:
         live._loaded = Loaded(kb, time.time(), 0.0, kb.store.counts())
         return live
 
+    @property
+    def ready(self) -> bool:
+        """A knowledge base is loaded (what `current` would return)."""
+        return self._loaded is not None
+
     def current(self) -> KnowledgeBase:
         loaded = self._loaded  # one read of one reference: the swap is atomic
         if loaded is None:

@@ -9,7 +9,7 @@ from those proxies: anyone else could send them.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -112,11 +112,16 @@ async def ask_async(
     question: str,
     history: Sequence[dict[str, str]] | None,
     page: WikiPage | None = None,
+    ready: Callable[[], Awaitable[None]] | None = None,
 ) -> Answer:
-    """`ask_as` for async routes: admitted on the event loop, answered on a worker thread."""
+    """`ask_as` for async routes: admitted on the event loop, answered on a worker thread, so a
+    question waiting for a thread already counts against the in-flight cap. `ready`: awaited
+    once admitted (the chat waits there for a knowledge base still loading)."""
     import anyio
 
     with gate.admit(reader.client, question):
+        if ready is not None:
+            await ready()
         kb = live.current()
         return await anyio.to_thread.run_sync(_ask, kb, reader, question, history, page)
 

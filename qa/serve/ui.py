@@ -18,6 +18,8 @@ reply comes in the response), guarded by the same gate as REST; Gradio's queue k
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import time
 from typing import Any
@@ -35,7 +37,7 @@ from qa.serve.feedback import (
 )
 from qa.serve.guards import AskGate, Refused
 from qa.serve.live import LiveKnowledgeBase, NotReadyError
-from qa.serve.readers import Reader, Readers, ask_as, visible
+from qa.serve.readers import Reader, Readers, ask_async, visible
 from qa.serve.render import answer_html, documents_html, inert
 from qa.types import Feedback
 
@@ -50,7 +52,6 @@ HISTORY_BUDGET = 16_000
 MAX_CONTENT_CHARS = 4_000  # one turn's plain text kept for follow-ups
 MAX_EXAMPLES = 4
 WAIT_FOR_LOAD_S = 30.0  # a question asked while the knowledge base loads waits this long
-QUEUE_POLL_S = 0.01  # how often an idle Gradio queue looks for work (Gradio's own: 0.001)
 # The chat's feedback menu: thumbs, plus two reasons kept as the verdict's comment.
 FEEDBACK = ("Like", "Dislike", "Wrong passages", "Incomplete answer")
 THANKS = "Thanks: your verdict is kept for the people who look after these documents."
@@ -72,7 +73,7 @@ def status_html(text: str) -> str:
     return f'<p class="qa-status" role="status">{inert(text)}</p>' if text else ""
 
 
-def wait_ready(live: LiveKnowledgeBase, seconds: float = WAIT_FOR_LOAD_S) -> None:
+async def wait_ready(live: LiveKnowledgeBase, seconds: float = WAIT_FOR_LOAD_S) -> None:
     """Return once the knowledge base is loaded; NotReadyError if it failed or took too long."""
     deadline = time.monotonic() + seconds
     while True:
@@ -82,10 +83,10 @@ def wait_ready(live: LiveKnowledgeBase, seconds: float = WAIT_FOR_LOAD_S) -> Non
         except NotReadyError:
             if live.status().get("failed") or time.monotonic() > deadline:
                 raise
-            time.sleep(0.25)
+            await asyncio.sleep(0.25)
 
 
-def respond(
+async def respond(
     live: LiveKnowledgeBase,
     gate: AskGate,
     desk: FeedbackDesk,
@@ -106,9 +107,9 @@ def respond(
     try:
         if reader is None:
             raise Refused(401, "sign in first")
-        wait_ready(live)
         asked = [{"role": t["role"], "content": t["content"]} for t in history]
-        result = ask_as(live, gate, reader, question, asked)
+        ready = functools.partial(wait_ready, live)
+        result = await ask_async(live, gate, reader, question, asked, ready=ready)
     except Refused as error:
         return shown, history, question, status_html(error.message)
     except NotReadyError:
@@ -191,7 +192,7 @@ def verdict(
         return None
 
 
-def ask_api(
+async def ask_api(
     live: LiveKnowledgeBase,
     gate: AskGate,
     reader: Reader | None,
@@ -204,7 +205,7 @@ def ask_api(
         if reader is None:
             raise Refused(401, "sign in first")
         text = question if isinstance(question, str) else ""
-        return ask_as(live, gate, reader, text, history).to_dict()
+        return (await ask_async(live, gate, reader, text, history)).to_dict()
     except Refused as error:
         raise gr.Error(error.message, print_exception=False) from None
     except NotReadyError as error:
@@ -255,8 +256,10 @@ def build_blocks(
         peer = request.client.host if request.client else ""
         return readers.of(request.headers, peer)
 
-    def submit(message: Any, shown: Any, history: Any, request: gr.Request) -> tuple[Any, ...]:
-        return respond(live, gate, desk, reader_of(request), message, shown, history)
+    async def submit(
+        message: Any, shown: Any, history: Any, request: gr.Request
+    ) -> tuple[Any, ...]:
+        return await respond(live, gate, desk, reader_of(request), message, shown, history)
 
     def refresh(request: gr.Request) -> list[Any]:
         return page_state(live, examples, reader_of(request))
@@ -275,8 +278,7 @@ def build_blocks(
             "Thanks: your verdict is kept for the people who look after these documents."
         )
 
-    # Questions skip the queue (the module's docstring): its join and event stream cost a
-    # server 21-25 ms of CPU an answer, one request 12.5-13 ms (50 readers of the API's ask).
+    # Questions skip the queue (see the module's docstring; bench/RESULTS.md for the cost).
     private: dict[str, Any] = {"api_visibility": "private"}
     answering: dict[str, Any] = {**private, "queue": False}
     with gr.Blocks(title=TITLE, fill_height=compact) as demo:
@@ -325,55 +327,16 @@ def build_blocks(
         timer.tick(refresh, outputs=state, **private)
         if api:
 
-            def ask(
+            async def ask(
                 question: str,
                 history: Turns | None = None,
                 request: gr.Request = None,  # type: ignore[assignment]
             ) -> dict[str, Any]:
                 """Answer a question from the documents: the same JSON as POST /api/ask."""
-                return ask_api(live, gate, reader_of(request), question, history)
+                return await ask_api(live, gate, reader_of(request), question, history)
 
             gr.api(ask, api_name="ask", queue=False)  # POST /gradio_api/run/ask
     return demo
-
-
-def queue_for_many_readers(blocks: gr.Blocks, concurrency: int, size: int | None) -> None:
-    """The chat's Gradio queue, set for a server of many readers (measured at 50)."""
-    # Queue positions go to waiting readers every 2 s, not to all of them each time a job
-    # ends (Gradio's "auto"): at 50 chat readers that was 12% more server CPU an answer.
-    # api_open=False: a queued event cannot be called directly (/run/predict with its index).
-    blocks.queue(
-        default_concurrency_limit=concurrency,
-        max_size=size,
-        status_update_rate=2.0,
-        api_open=False,
-    )
-    # Every Gradio API call opens a session and Gradio keeps 10,000 of them (~30 KB each,
-    # +300 MB measured under load); a conversation lives far fewer turns than this cap.
-    blocks.state_session_capacity = 1000
-    # The queue looks for work every 1 ms while it has none it can start (empty, or every
-    # slot busy): 1,000 wake-ups a second each (the page and /embed have one), 6.6% of a core
-    # for a server doing nothing. Every 10 ms: 3.3%; a freed slot may wait up to 10 ms for its
-    # next job, and the chat's throughput and p95 at 50 readers did not move (two alternated
-    # pairs). (Gradio has no public setting for it.)
-    if hasattr(blocks._queue, "sleep_when_free"):
-        blocks._queue.sleep_when_free = QUEUE_POLL_S
-
-
-def unknown_events_not_found(mounted: Any) -> None:
-    """On a mounted Gradio app: /run/predict naming no event (no index, an index past the last)
-    answers 404, not Gradio's 500 with a traceback in the server's log."""
-    from gradio.route_utils import FnIndexInferError
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
-
-    async def unknown(request: Request, error: Exception) -> JSONResponse:
-        if not request.url.path.endswith("/run/predict"):
-            raise error  # any other failure stays a 500 with its traceback
-        return JSONResponse({"error": "not found"}, status_code=404)
-
-    for kind in (FnIndexInferError, KeyError):
-        mounted.add_exception_handler(kind, unknown)
 
 
 # Runs on each chat page: after a reply, the new question (then its answer) is put in view;

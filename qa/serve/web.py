@@ -52,15 +52,11 @@ def create_app(
 
     from qa.serve.examples import Examples
     from qa.serve.feedback import FeedbackDesk
+    from qa.serve.gradio_setup import queue_for_many_readers, unknown_events_not_found
     from qa.serve.readers import Readers
     from qa.serve.render import CSS
     from qa.serve.theme import PAGE_CSS, gradio_theme, page_variables
-    from qa.serve.ui import (
-        REVEAL_JS,
-        build_blocks,
-        queue_for_many_readers,
-        unknown_events_not_found,
-    )
+    from qa.serve.ui import REVEAL_JS, build_blocks
     from qa.serve.widget import add_embed_routes, add_widget_routes
 
     web = web or WebSettings.from_env()
@@ -210,6 +206,7 @@ def create_app(
         trusted_proxies=web.trusted_proxies,
         api_mounts=("",),
         page_mounts=("", "/embed"),
+        loading=lambda: not live.ready,
     )
     return app
 
