@@ -68,7 +68,8 @@ async def ask_gradio(
         busy = "too many" in status or "busy" in status.lower()
         raise (Refused if busy else Failed)(status[:200])
     page.shown, page.history = shown, page_history
-    reply = shown[-1]["content"] if shown else ""
+    content = shown[-1]["content"] if shown else ""  # a list of parts, as Gradio sends it
+    reply = "".join(p.get("text", "") for p in content) if isinstance(content, list) else content
     passages = ["passage"] * reply.count('class="qa-passage')
     asked = page_history[-2]["content"] if len(page_history) >= 2 else None
     return {"question": asked, "answer": page_history[-1]["content"], "passages": passages}

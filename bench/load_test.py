@@ -60,6 +60,9 @@ LEVELS = (1, 4, 16, 50, 200)
 FLAT_MB = 25.0  # what a process may grow over the second 200-reader round and still be flat
 
 
+CHAT_WHAT = "The chat page (its question box, posted to `run/predict` as a browser does):"
+
+
 def log(message: str) -> None:
     print(f"[load {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -209,7 +212,7 @@ def main_run(index: Path, workdir: Path, seconds: float) -> tuple[list[str], boo
         "",
         *batching_table(LEVELS, before, after, raw),
         "",
-        *section("50 chat readers, one process", "The chat page (its question box, posted to `run/predict` as a browser does):", chat),
+        *section("50 chat readers, one process", CHAT_WHAT, chat),
         *section("50 readers through nginx, two replicas", nginx_what, fifty),
         *section("200 readers through nginx, two replicas: first round", nginx_what, rounds[0]),
         *section("200 readers: second round, the same replicas", nginx_what, rounds[1]),

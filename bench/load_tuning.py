@@ -2,8 +2,9 @@
 
 One process at a time, 50 readers, REST and then the chat page, under: the guard
 defaults before this change (QA_MAX_INFLIGHT=8, QA_CONCURRENCY=4, QA_QUEUE_SIZE=64), today's
-defaults, and today's with a batch window of 3 ms. The servers run side by side and are
-measured in turn, twice, alternating the order.
+defaults, and today's with a batch window of 3 ms. (Since the chat page's questions skip
+Gradio's queue, QA_CONCURRENCY and QA_QUEUE_SIZE no longer bound them: QA_MAX_INFLIGHT
+does.) The servers run side by side and are measured in turn, twice, alternating the order.
 """
 
 from __future__ import annotations

@@ -67,7 +67,8 @@ def test_ten_users_all_get_answers_and_memory_levels_off(article_kb, tmp_path):
 @pytest.mark.slow
 def test_twenty_readers_through_nginx_over_two_replicas_all_get_answers(article_kb, tmp_path):
     """docs/deploy/nginx.conf over two replicas, each reader from its own loopback address (the
-    chat's queue is pinned to a replica by the client's address): no error on either path."""
+    pages are pinned to a replica by the client's address, questions go to the least busy):
+    no error on either path."""
     readers, requests = 20, 200
     source = ["--index", str(article_kb.folder)]
     with (

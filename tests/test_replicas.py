@@ -9,8 +9,11 @@ request. The replicas, nginx and the helpers are bench/servers.py's, as the load
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -68,18 +71,35 @@ def _port(served_by: str) -> int:
     return int(served_by.rsplit(":", 1)[1])
 
 
+def _page_question(page: Any, question: str) -> int:
+    """Ask in the open chat page; the port of the replica that answered it."""
+    with page.expect_response(lambda r: r.url.endswith("/run/predict")) as sent:
+        reply = ask_in_page(page, question)
+    assert "qa-reply" in (reply.get_attribute("class") or "")
+    assert sent.value.status == 200
+    return _port(sent.value.headers["x-served-by"])
+
+
+def _wait_listening(port: int, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {port} after {seconds} s")
+
+
 def test_losing_a_replica_under_load(article_kb, tmp_path, browser):
     source = ["--index", str(article_kb.folder)]
     with replicas(source, tmp_path, 2) as pair, nginx(tmp_path, [r.port for r in pair]) as front:
         base = front.base
         assert "event: complete" in _gradio_ask(base, "Who is Conkar?")
-        # The chat page, through nginx: its Gradio queue goes to the replica the client
-        # address hashes to; REST questions go to the least busy one.
+        # The chat page, through nginx: questions (the page's run/predict, REST) go to the
+        # least busy replica; the replica that answered the page's first one is killed.
         context = browser.new_context(viewport={"width": 1100, "height": 900})
         page = context.new_page()
         page.goto(base + "/")
-        ask_in_page(page, "Who is Conkar?")
-        chat_port = _port(httpx.get(f"{base}/healthz", timeout=5).headers["x-served-by"])
+        chat_port = _page_question(page, "Who is Conkar?")
         victim = next(n for n, r in enumerate(pair) if r.port == chat_port)
         with Load(base, clients=8) as load:
             time.sleep(3)
@@ -92,12 +112,18 @@ def test_losing_a_replica_under_load(article_kb, tmp_path, browser):
             assert "event: complete" in _gradio_ask(base, "Why did Turkey choose the S-400?")
             # ...and so does the reader's open page: the follow-up leans on the question the
             # dead replica answered, and the conversation stays on the page.
-            reply = ask_in_page(page, "What did he say about the Patriots?")
+            with page.expect_response(lambda r: r.url.endswith("/run/predict")) as sent:
+                reply = ask_in_page(page, "What did he say about the Patriots?")
             assert "qa-answered" in (reply.get_attribute("class") or "")
             assert page.locator(".qa-reply").count() == 2
-            answered_by = _port(httpx.get(f"{base}/healthz", timeout=5).headers["x-served-by"])
-            assert answered_by != chat_port
-            pair[victim].start().wait_healthy()
+            assert _port(sent.value.headers["x-served-by"]) != chat_port
+            pair[victim].start()
+            # While it loads, it sends the page's questions back to nginx (503), which asks
+            # the other replica: the reader sees no difference.
+            _wait_listening(pair[victim].port)
+            _page_question(page, "Who proposed the S-400?")
+            assert page.locator(".qa-reply").count() == 3
+            pair[victim].wait_healthy()
             rejoined = time.monotonic()
             # nginx tries a server it marked failed again after fail_timeout (3 s): wait for the
             # restarted replica's first answer (at most 20 s), not a fixed time that can race it.
