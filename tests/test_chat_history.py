@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import json
 
 import pytest
@@ -31,9 +32,11 @@ def live(article_kb):
 
 def turn(live, desk, shown, history, question, reader=READER):
     gate = AskGate(0, 8, 2000)
-    shown, history, box, status = asyncio.run(
-        respond(live, gate, desk, reader, question, shown, history)
-    )
+    turn_ = respond(live, gate, desk, reader, question, shown, history)
+    # In a thread of its own: Playwright's sync API, alive for the browser tests of the same
+    # session, keeps an event loop running in this one, and asyncio.run refuses to nest.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        shown, history, box, status = pool.submit(asyncio.run, turn_).result()
     assert box == "" and status == "", status
     return shown, history
 
