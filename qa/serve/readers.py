@@ -91,20 +91,6 @@ def visible(documents: Iterable[DocumentInfo], reader: Reader) -> list[DocumentI
     return [d for d in documents if reader.may_read(d)]
 
 
-def ask_as(
-    live: LiveKnowledgeBase,
-    gate: AskGate,
-    reader: Reader,
-    question: str,
-    history: Sequence[dict[str, str]] | None,
-    page: WikiPage | None = None,
-) -> Answer:
-    """Every way of asking ends here: the gate's limits, then the reader's documents only.
-    With a `page` (a widget placed on a wiki page), that page is asked first or only."""
-    with gate.admit(reader.client, question):
-        return _ask(live.current(), reader, question, history, page)
-
-
 async def ask_async(
     live: LiveKnowledgeBase,
     gate: AskGate,
@@ -114,9 +100,11 @@ async def ask_async(
     page: WikiPage | None = None,
     ready: Callable[[], Awaitable[None]] | None = None,
 ) -> Answer:
-    """`ask_as` for async routes: admitted on the event loop, answered on a worker thread, so a
-    question waiting for a thread already counts against the in-flight cap. `ready`: awaited
-    once admitted (the chat waits there for a knowledge base still loading)."""
+    """Every way of asking ends here: the gate's limits, then the reader's documents only.
+    Admitted on the event loop and answered on a worker thread, so a question waiting for a
+    thread already counts against the in-flight cap. With a `page` (a widget placed on a wiki
+    page), that page is asked first or only; `ready` is awaited once admitted (the chat waits
+    there for a knowledge base still loading)."""
     import anyio
 
     with gate.admit(reader.client, question):
